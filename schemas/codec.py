@@ -1,0 +1,99 @@
+"""Bytes in, models out — and back. Pydantic owns the bytes on both sides.
+
+Parsing goes straight from bytes (``validate_json``) rather than ``json.loads`` then
+validate: one pass, and JSON syntax errors and schema errors come out as one error type
+that the dead-letter path can explain.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from schemas.errors import InvalidEventError
+from schemas.events import Event
+from schemas.profile import CustomerProfile
+from schemas.state import CustomerState
+
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+_ModelT = TypeVar("_ModelT", bound=BaseModel)
+
+#: pydantic error types that mean "this is not even an event we know", for the DLQ.
+_ERROR_TYPES = {
+    "json_invalid": "malformed_json",
+    "union_tag_invalid": "unknown_event_type",
+    "union_tag_not_found": "missing_event_type",
+    "missing": "missing_field",
+}
+
+
+def _describe(error: ValidationError) -> tuple[str, str]:
+    """Turn a pydantic error into (error_type, one readable sentence)."""
+    details = error.errors(include_url=False, include_input=False)
+    parts = []
+    for item in details[:5]:
+        where = ".".join(str(p) for p in item["loc"]) or "message"
+        parts.append(f"{where}: {item['msg']}")
+    first_type = details[0]["type"] if details else "invalid"
+    error_type = _ERROR_TYPES.get(first_type, "invalid_field")
+    more = f" (+{len(details) - 5} more)" if len(details) > 5 else ""
+    return error_type, "; ".join(parts) + more
+
+
+def _check_key(key: bytes | None, customer_id: str, raw: bytes) -> None:
+    """The key must be the customer id, or co-partitioning with the state breaks."""
+    if key is not None and key.decode("utf-8", errors="replace") != customer_id:
+        raise InvalidEventError(
+            f"message key {key!r} does not match customer_id {customer_id!r}; "
+            "producers must key every message by customer_id",
+            raw,
+            error_type="key_mismatch",
+        )
+
+
+def decode_event(raw: bytes, key: bytes | None = None) -> Event:
+    """Parse and validate an input event, or raise :class:`InvalidEventError`."""
+    try:
+        event = EVENT_ADAPTER.validate_json(raw)
+    except ValidationError as exc:
+        error_type, reason = _describe(exc)
+        raise InvalidEventError(reason, raw, error_type=error_type) from exc
+    _check_key(key, event.customer_id, raw)
+    return event
+
+
+def decode_profile(raw: bytes, key: bytes | None = None) -> CustomerProfile:
+    """Parse and validate a profile update, or raise :class:`InvalidEventError`."""
+    try:
+        profile = CustomerProfile.model_validate_json(raw)
+    except ValidationError as exc:
+        error_type, reason = _describe(exc)
+        raise InvalidEventError(reason, raw, error_type=error_type) from exc
+    _check_key(key, profile.customer_id, raw)
+    return profile
+
+
+def decode_state(raw: bytes) -> CustomerState:
+    """Read a state record written by this or an earlier release."""
+    return CustomerState.model_validate_json(raw)
+
+
+def encode(model: BaseModel) -> bytes:
+    """Serialise any wire model to compact UTF-8 JSON."""
+    return model.__pydantic_serializer__.to_json(model)
+
+
+def encode_event(event: Event) -> bytes:
+    """Serialise an input event (used by producers such as the synthetic generator)."""
+    return EVENT_ADAPTER.dump_json(event)
+
+
+def to_jsonable(model: BaseModel) -> dict[str, Any]:
+    """A plain dict, JSON types only, for logs and HTTP answers."""
+    return model.model_dump(mode="json")
+
+
+def parse_as(model: type[_ModelT], raw: bytes) -> _ModelT:
+    """Parse a trusted record of ``model`` (our own output topics)."""
+    return model.model_validate_json(raw)

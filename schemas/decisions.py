@@ -1,0 +1,56 @@
+"""The audit trail: one record per rule that fired, whether or not a contact was sent.
+
+This is what answers "why did (or didn't) this customer get that message?" — the rule and
+its version, the events that triggered it, the state it read, and the outcome with a
+machine-readable reason code that Prometheus counts and reports group by.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from schemas.actions import Channel
+from schemas.events import NonEmptyStr
+
+
+class Outcome(StrEnum):
+    """What happened to a rule that fired."""
+
+    SENT = "sent"
+    SUPPRESSED = "suppressed"
+
+
+class Reason(StrEnum):
+    """Machine-readable reason codes; a bounded set, safe as a metric label."""
+
+    RULE_MATCHED = "rule_matched"
+    NO_PROFILE = "no_profile"
+    MARKETING_OPT_OUT = "marketing_opt_out"
+    NO_CONSENT = "no_consent"
+    PUSH_DISABLED = "push_disabled"
+    ARBITRATION_LOST = "arbitration_lost"
+    EXPIRED = "expired"
+
+
+class Decision(BaseModel):
+    """One rule's verdict on one moment for one customer."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    decision_id: NonEmptyStr
+    customer_id: NonEmptyStr
+    rule_id: NonEmptyStr
+    rule_version: int
+    ruleset_version: str
+    outcome: Outcome
+    reason_code: Reason
+    reason: str
+    channel: Channel | None = None
+    action_id: str | None = None
+    trigger_event_ids: list[str]
+    decided_at: AwareDatetime
+    evidence: dict[str, Any] = {}
+    schema_version: int = 1
