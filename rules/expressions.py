@@ -1,0 +1,404 @@
+"""The rule expression language: a small, typed subset of Python syntax, compiled to closures.
+
+Marketing ops write conditions such as ``event.step >= 3 and profile.tier in ["affluent",
+"private"]``. The text is parsed with :mod:`ast` and only a whitelist of node types is
+accepted; each node becomes a Python closure once, at load time. User text is never
+handed to ``eval`` or ``compile``, so a rule can read customer data but cannot call,
+import or reach anything else.
+
+Semantics chosen for marketing data, where fields are often missing:
+
+* a missing field or profile reads as ``null``; ``null`` compared with ``<``/``>`` is false,
+  ``==`` / ``!=`` compare normally, arithmetic with ``null`` gives ``null``;
+* ``true``/``false``/``null`` are accepted besides Python's spellings;
+* decimal literals are exact (``Decimal``), so amounts compare and add without float error.
+
+Every path an expression reads (``event.step``, ``profile.tier``) is recorded, so a
+decision can show the evidence it was taken on.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from schemas.errors import KairosError
+
+
+class Context(Protocol):
+    """What an expression can see; ``rules.engine`` provides the implementation."""
+
+    @property
+    def roots(self) -> Mapping[str, Any]: ...
+
+    @property
+    def now(self) -> datetime: ...
+
+
+Evaluator = Callable[[Context], Any]
+
+# -- types known at compile time -------------------------------------------------------
+
+NUMBER, STRING, BOOL, DATETIME, LIST, ANY = "number", "string", "bool", "datetime", "list", "any"
+
+
+@dataclass(frozen=True)
+class FieldType:
+    """The static type of a path; ``fields`` for records, ``values`` for closed string sets."""
+
+    kind: str
+    fields: Mapping[str, FieldType] | None = None
+    values: frozenset[str] | None = None
+    open_keys: bool = False  # a map: any key is allowed, all of type ``item``
+    item: FieldType | None = None
+
+    def child(self, name: str) -> FieldType | None:
+        if self.open_keys:
+            return self.item or FieldType(ANY)
+        if self.fields is None:
+            return None
+        return self.fields.get(name)
+
+
+class ExpressionError(KairosError):
+    """A condition or parameter that cannot be compiled; ``column`` is 0-based in the text."""
+
+    def __init__(self, message: str, column: int = 0, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.column = column
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class CompiledExpression:
+    """A compiled expression: call ``evaluate(context)``; ``paths`` are what it reads."""
+
+    source: str
+    evaluate: Evaluator
+    paths: tuple[str, ...]
+    result_type: FieldType
+
+
+# -- runtime helpers -------------------------------------------------------------------
+
+
+def read_field(value: Any, name: str) -> Any:
+    """Attribute or key access that turns a missing link into ``None``."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return value.get(name)
+    return getattr(value, name, None)
+
+
+def _null_safe(op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    def apply(left: Any, right: Any) -> Any:
+        if left is None or right is None:
+            return None
+        return op(left, right)
+
+    return apply
+
+
+def _ordered(op: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
+    def apply(left: Any, right: Any) -> bool:
+        if left is None or right is None:
+            return False
+        return op(left, right)
+
+    return apply
+
+
+def _contains(container: Any, item: Any) -> bool:
+    if container is None or item is None:
+        return False
+    return bool(item in container)
+
+
+def _days_since(context: Context, moment: Any) -> Any:
+    if moment is None:
+        return None
+    return Decimal((context.now - moment).total_seconds()) / Decimal(86400)
+
+
+def _hours_since(context: Context, moment: Any) -> Any:
+    if moment is None:
+        return None
+    return Decimal((context.now - moment).total_seconds()) / Decimal(3600)
+
+
+_COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: _ordered(operator.lt),
+    ast.LtE: _ordered(operator.le),
+    ast.Gt: _ordered(operator.gt),
+    ast.GtE: _ordered(operator.ge),
+    ast.In: lambda item, container: _contains(container, item),
+    ast.NotIn: lambda item, container: not _contains(container, item),
+}
+_ARITHMETIC: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
+    ast.Add: _null_safe(operator.add),
+    ast.Sub: _null_safe(operator.sub),
+    ast.Mult: _null_safe(operator.mul),
+    ast.Div: _null_safe(operator.truediv),
+    ast.Mod: _null_safe(operator.mod),
+}
+
+# name -> (arity, result kind, implementation taking the context first)
+_FUNCTIONS: dict[str, tuple[int, str, Callable[..., Any]]] = {
+    "days_since": (1, NUMBER, _days_since),
+    "hours_since": (1, NUMBER, _hours_since),
+    "startswith": (
+        2,
+        BOOL,
+        lambda _c, text, prefix: text is not None and str(text).startswith(prefix),
+    ),
+    "contains": (2, BOOL, lambda _c, container, item: _contains(container, item)),
+    "lower": (1, STRING, lambda _c, text: None if text is None else str(text).lower()),
+    "len": (1, NUMBER, lambda _c, value: None if value is None else len(value)),
+    "coalesce": (2, ANY, lambda _c, first, second: second if first is None else first),
+}
+_CONSTANT_NAMES = {"true": True, "false": False, "null": None}
+
+
+# -- the compiler ------------------------------------------------------------------------
+
+
+class _Compiler:
+    def __init__(self, source: str, scope: Mapping[str, FieldType]) -> None:
+        self.source = source
+        self.scope = scope
+        self.paths: list[str] = []
+
+    def fail(self, node: ast.AST, message: str, hint: str | None = None) -> ExpressionError:
+        return ExpressionError(message, getattr(node, "col_offset", 0), hint)
+
+    def compile(self, node: ast.AST) -> tuple[Evaluator, FieldType]:
+        method = getattr(self, f"_{type(node).__name__}", None)
+        if method is None:
+            raise self.fail(
+                node,
+                f"{type(node).__name__} is not allowed in a rule expression",
+                "use comparisons, and/or/not, arithmetic, lists, and the documented functions",
+            )
+        result: tuple[Evaluator, FieldType] = method(node)
+        return result
+
+    def _Constant(self, node: ast.Constant) -> tuple[Evaluator, FieldType]:
+        value: Any = node.value
+        if isinstance(value, float):
+            value = Decimal(repr(value))
+        if isinstance(value, bool):
+            kind = BOOL
+        elif isinstance(value, int | Decimal):
+            kind = NUMBER
+        elif isinstance(value, str):
+            kind = STRING
+        elif value is None:
+            kind = ANY
+        else:
+            raise self.fail(node, f"literal {value!r} is not supported")
+        return (lambda _c: value), FieldType(kind)
+
+    def _List(self, node: ast.List | ast.Tuple) -> tuple[Evaluator, FieldType]:
+        items = [self.compile(element) for element in node.elts]
+        if all(isinstance(element, ast.Constant) for element in node.elts):
+            frozen = frozenset(evaluate(_NO_CONTEXT) for evaluate, _ in items)
+            kinds = {kind.kind for _, kind in items}
+            return (lambda _c: frozen), FieldType(
+                LIST, item=FieldType(kinds.pop() if len(kinds) == 1 else ANY)
+            )
+        evaluators = [evaluate for evaluate, _ in items]
+        return (lambda c: [evaluate(c) for evaluate in evaluators]), FieldType(LIST)
+
+    _Tuple = _List
+
+    def _Name(self, node: ast.Name) -> tuple[Evaluator, FieldType]:
+        if node.id in _CONSTANT_NAMES:
+            constant = _CONSTANT_NAMES[node.id]
+            kind = ANY if constant is None else BOOL
+            return (lambda _c: constant), FieldType(kind)
+        if node.id == "now":
+            self.paths.append("now")
+            return (lambda c: c.now), FieldType(DATETIME)
+        if node.id not in self.scope:
+            raise self.fail(
+                node, f"unknown name {node.id!r}", _suggest(node.id, [*self.scope, "now"])
+            )
+        name = node.id
+        self.paths.append(name)
+        return (lambda c: c.roots[name]), self.scope[name]
+
+    def _Attribute(self, node: ast.Attribute) -> tuple[Evaluator, FieldType]:
+        parent, parent_type = self.compile(node.value)
+        child_type = parent_type.child(node.attr)
+        if child_type is None:
+            path = ast.unparse(node.value)
+            known = list(parent_type.fields or {})
+            raise self.fail(
+                node,
+                f"{path!r} has no field {node.attr!r}",
+                _suggest(node.attr, known) or f"known fields: {', '.join(sorted(known))}",
+            )
+        if self.paths and self.paths[-1] == ast.unparse(node.value):
+            self.paths[-1] = ast.unparse(node)
+        name = node.attr
+        return (lambda c: read_field(parent(c), name)), child_type
+
+    def _Compare(self, node: ast.Compare) -> tuple[Evaluator, FieldType]:
+        left, left_type = self.compile(node.left)
+        steps: list[tuple[Callable[[Any, Any], bool], Evaluator]] = []
+        for op, comparator in zip(node.ops, node.comparators, strict=True):
+            right, right_type = self.compile(comparator)
+            self._check_comparison(node, op, left_type, right_type, comparator)
+            steps.append((_COMPARE[type(op)], right))
+            left_type = right_type
+
+        if len(steps) == 1:
+            ((compare, right),) = steps
+            return (lambda c: compare(left(c), right(c))), FieldType(BOOL)
+
+        def chained(c: Context) -> bool:
+            current = left(c)
+            for compare, right in steps:
+                following = right(c)
+                if not compare(current, following):
+                    return False
+                current = following
+            return True
+
+        return chained, FieldType(BOOL)
+
+    def _check_comparison(
+        self,
+        node: ast.Compare,
+        op: ast.cmpop,
+        left: FieldType,
+        right: FieldType,
+        right_node: ast.AST,
+    ) -> None:
+        if isinstance(op, ast.In | ast.NotIn):
+            element = right.item
+            if right.kind == LIST and element and _clash(left.kind, element.kind):
+                raise self.fail(
+                    node, f"checks whether a {left.kind} is in a list of {element.kind}s"
+                )
+            if left.values and isinstance(right_node, ast.List | ast.Tuple):
+                for element_node in right_node.elts:
+                    self._check_closed_value(element_node, left)
+            return
+        if _clash(left.kind, right.kind):
+            raise self.fail(
+                node,
+                f"compares a {left.kind} with a {right.kind}; this can never be true",
+                "quote strings, leave numbers unquoted",
+            )
+        if isinstance(op, ast.Eq | ast.NotEq) and left.values:
+            self._check_closed_value(right_node, left)
+
+    def _check_closed_value(self, node: ast.AST, field: FieldType) -> None:
+        assert field.values is not None
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and node.value not in field.values
+        ):
+            raise self.fail(
+                node,
+                f"{node.value!r} is not a possible value; this can never be true",
+                _suggest(node.value, sorted(field.values)) or f"one of {sorted(field.values)}",
+            )
+
+    def _BoolOp(self, node: ast.BoolOp) -> tuple[Evaluator, FieldType]:
+        parts = [self.compile(value)[0] for value in node.values]
+        if isinstance(node.op, ast.And):
+            return (lambda c: all(part(c) for part in parts)), FieldType(BOOL)
+        return (lambda c: any(part(c) for part in parts)), FieldType(BOOL)
+
+    def _UnaryOp(self, node: ast.UnaryOp) -> tuple[Evaluator, FieldType]:
+        operand, operand_type = self.compile(node.operand)
+        if isinstance(node.op, ast.Not):
+            return (lambda c: not operand(c)), FieldType(BOOL)
+        if isinstance(node.op, ast.USub):
+            return (lambda c: None if (v := operand(c)) is None else -v), operand_type
+        raise self.fail(node, "only 'not' and '-' are allowed as unary operators")
+
+    def _BinOp(self, node: ast.BinOp) -> tuple[Evaluator, FieldType]:
+        if type(node.op) not in _ARITHMETIC:
+            raise self.fail(
+                node, f"operator {type(node.op).__name__} is not allowed", "use + - * / %"
+            )
+        left, left_type = self.compile(node.left)
+        right, right_type = self.compile(node.right)
+        for side in (left_type, right_type):
+            if side.kind not in (NUMBER, ANY) and not (
+                isinstance(node.op, ast.Add) and side.kind == STRING
+            ):
+                raise self.fail(node, f"arithmetic on a {side.kind}")
+        apply = _ARITHMETIC[type(node.op)]
+        return (lambda c: apply(left(c), right(c))), FieldType(
+            STRING if STRING in (left_type.kind, right_type.kind) else NUMBER
+        )
+
+    def _Call(self, node: ast.Call) -> tuple[Evaluator, FieldType]:
+        if not isinstance(node.func, ast.Name) or node.func.id not in _FUNCTIONS:
+            name = ast.unparse(node.func)
+            raise self.fail(node, f"unknown function {name!r}", _suggest(name, list(_FUNCTIONS)))
+        if node.keywords:
+            raise self.fail(node, "functions take positional arguments only")
+        arity, kind, implementation = _FUNCTIONS[node.func.id]
+        if len(node.args) != arity:
+            raise self.fail(
+                node, f"{node.func.id}() takes {arity} argument(s), got {len(node.args)}"
+            )
+        arguments = [self.compile(argument)[0] for argument in node.args]
+        if arity == 1:
+            (only,) = arguments
+            return (lambda c: implementation(c, only(c))), FieldType(kind)
+        return (lambda c: implementation(c, *(a(c) for a in arguments))), FieldType(kind)
+
+
+class _NoContext:
+    roots: Mapping[str, Any] = {}
+    now = datetime.min
+
+
+_NO_CONTEXT = _NoContext()
+
+
+def _clash(left: str, right: str) -> bool:
+    """Two static kinds that can never compare equal or be ordered."""
+    if ANY in (left, right) or left == right:
+        return False
+    return {left, right} != {NUMBER, BOOL}
+
+
+def _suggest(word: str, candidates: list[str]) -> str | None:
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else None
+
+
+def compile_expression(source: str, scope: Mapping[str, FieldType]) -> CompiledExpression:
+    """Compile one expression against the names and fields in ``scope``.
+
+    Raises:
+        ExpressionError: with a 0-based column into ``source`` and, where possible, a hint.
+
+    """
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ExpressionError(
+            f"syntax error: {exc.msg}", max((exc.offset or 1) - 1, 0), "check quotes and brackets"
+        ) from exc
+    compiler = _Compiler(source, scope)
+    evaluate, result_type = compiler.compile(tree.body)
+    return CompiledExpression(source, evaluate, tuple(dict.fromkeys(compiler.paths)), result_type)
