@@ -1,0 +1,87 @@
+"""Faust wiring: the input topics, the per-customer state table, and the deciding agent.
+
+One agent consumes all four inputs. They are co-partitioned by ``customer_id`` with the
+state table's changelog, so a customer's events, profile and state always meet on the
+same worker. ``concurrency=1`` because with more, faust-streaming can commit an offset
+past a message still in flight (faust-streaming #606).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from faust.types import StreamT
+
+from agents.processor import Clock, EventProcessor, InputMessage, utc_now
+from app.metrics import Metrics
+from app.settings import Settings
+from app.topics import TopicNames
+from rules.ruleset import Ruleset
+from schemas.actions import Channel
+
+log = logging.getLogger(__name__)
+
+STATE_TABLE = "customer_state"
+
+
+@dataclass
+class Pipeline:
+    """Handles on what :func:`install` created, for the web views and tests."""
+
+    app: faust.App
+    topics: TopicNames
+    processor: EventProcessor
+    state: Any  # faust Table of customer id bytes -> CustomerState JSON bytes
+    metrics: Metrics
+
+
+def install(
+    app: faust.App,
+    settings: Settings,
+    ruleset: Ruleset,
+    metrics: Metrics,
+    clock: Clock = utc_now,
+) -> Pipeline:
+    """Declare topics, the state table and the agent on ``app``."""
+    topics = TopicNames(settings.topic_prefix)
+    processor = EventProcessor(topics, ruleset, metrics, clock)
+    processor.swap_ruleset(ruleset)
+
+    raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+    inputs = app.topic(*topics.inputs, partitions=settings.partitions, **raw)
+    outputs = {
+        name: app.topic(name, partitions=settings.partitions, **raw)
+        for name in (*(topics.actions(c) for c in Channel), topics.decisions, topics.dead_letter)
+    }
+    state = app.Table(
+        STATE_TABLE,
+        default=None,
+        partitions=settings.partitions,
+        help="Per-customer state: profile, counters, recent event ids.",
+        key_type=bytes,  # raw bytes: our codec, not faust's, owns the state encoding
+        value_type=bytes,
+    )
+
+    async def decide_and_contact(stream: StreamT[bytes]) -> None:
+        async for event in stream.events():
+            message = event.message
+            processed = processor.process(
+                InputMessage(
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
+                    key=message.key,
+                    value=message.value,
+                    timestamp=message.timestamp,
+                ),
+                state,
+            )
+            for output in processed.outputs:
+                await outputs[output.topic].send(key=output.key, value=output.value)
+            processor.observe_latency(processed)
+
+    app.agent(inputs, name="decide_and_contact", concurrency=1)(decide_and_contact)
+    return Pipeline(app=app, topics=topics, processor=processor, state=state, metrics=metrics)

@@ -1,0 +1,181 @@
+"""From one raw input message to a state update and the messages to emit.
+
+Deliberately free of Faust: it takes bytes and a key-value state store and returns bytes,
+so the Faust agent, the tests and an offline replay all run exactly this code. Poison
+input never raises out of here — it becomes a dead-letter record.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from app.metrics import Metrics
+from app.topics import TopicNames
+from rules.engine import Verdict, apply_profile_update, decide
+from rules.ruleset import Ruleset
+from schemas.codec import decode_event, decode_profile, decode_state, encode
+from schemas.dead_letter import DeadLetter
+from schemas.decisions import Outcome
+from schemas.errors import InvalidEventError
+from schemas.events import Event
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+StateStore = MutableMapping[bytes, bytes]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Output:
+    """One message to produce."""
+
+    topic: str
+    key: bytes
+    value: bytes
+
+
+@dataclass(frozen=True)
+class InputMessage:
+    """The parts of a consumed Kafka message the processor needs."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    timestamp: float | None = None  # broker/producer timestamp, seconds
+
+
+@dataclass
+class Processed:
+    """What one message produced: messages to emit and latency origins to observe."""
+
+    outputs: list[Output] = field(default_factory=list)
+    actions_from: list[tuple[datetime, float | None]] = field(default_factory=list)
+
+
+class EventProcessor:
+    """Decodes, decides, updates state, encodes. One instance per worker."""
+
+    def __init__(
+        self, topics: TopicNames, ruleset: Ruleset, metrics: Metrics, clock: Clock = utc_now
+    ) -> None:
+        self.topics = topics
+        self.ruleset = ruleset
+        self.metrics = metrics
+        self.clock = clock
+        self._event_type_by_topic = {
+            topics.for_event_type(t): t for t in ("app_click", "transaction", "drop_off")
+        }
+
+    def swap_ruleset(self, ruleset: Ruleset) -> None:
+        """Switch rules between two events: the reference swap is atomic."""
+        self.ruleset = ruleset
+        self.metrics.ruleset.info({"version": ruleset.version})
+        self.metrics.rules_loaded.set(sum(len(r) for r in ruleset.by_event_type.values()))
+
+    def process(self, message: InputMessage, store: StateStore) -> Processed:
+        try:
+            if message.topic == self.topics.profile:
+                return self._process_profile(message, store)
+            return self._process_event(message, store)
+        except InvalidEventError as exc:
+            return self._dead_letter(message, exc)
+
+    def _process_profile(self, message: InputMessage, store: StateStore) -> Processed:
+        profile = decode_profile(message.value, message.key)
+        self.metrics.events_consumed.labels("profile").inc()
+        key = profile.customer_id.encode()
+        current = store.get(key)
+        state = apply_profile_update(decode_state(current) if current else None, profile)
+        store[key] = encode(state)
+        return Processed()
+
+    def _process_event(self, message: InputMessage, store: StateStore) -> Processed:
+        event = decode_event(message.value, message.key)
+        expected = self._event_type_by_topic.get(message.topic)
+        if expected is not None and expected != event.event_type:
+            raise InvalidEventError(
+                f"event_type {event.event_type!r} does not belong on topic {message.topic!r} "
+                f"(expected {expected!r})",
+                message.value,
+                error_type="wrong_topic",
+            )
+        self.metrics.events_consumed.labels(event.event_type).inc()
+        key = event.customer_id.encode()
+        current = store.get(key)
+        verdict = decide(
+            event, decode_state(current) if current else None, self.ruleset, self.clock()
+        )
+        if verdict.duplicate:
+            self.metrics.events_duplicate.labels(event.event_type).inc()
+            return Processed()
+        store[key] = encode(verdict.state)
+        return self._emit(event, verdict, message)
+
+    def _emit(self, event: Event, verdict: Verdict, message: InputMessage) -> Processed:
+        processed = Processed()
+        key = event.customer_id.encode()
+        for rule in self.ruleset.for_event(event.event_type):
+            self.metrics.rule_evaluations.labels(rule.id).inc()
+        for failure in verdict.failures:
+            self.metrics.rule_errors.labels(failure.rule_id).inc()
+            log.warning(
+                "Rule %s failed on event %s: %s", failure.rule_id, event.event_id, failure.error
+            )
+        for decision in verdict.decisions:
+            self.metrics.rule_fires.labels(decision.rule_id).inc()
+            if decision.outcome is Outcome.SUPPRESSED:
+                self.metrics.suppressions.labels(decision.reason_code.value, decision.rule_id).inc()
+            processed.outputs.append(Output(self.topics.decisions, key, encode(decision)))
+        for action in verdict.actions:
+            self.metrics.actions.labels(action.channel.value, action.rule_id).inc()
+            processed.outputs.append(
+                Output(self.topics.actions(action.channel), key, encode(action))
+            )
+            processed.actions_from.append((event.occurred_at, message.timestamp))
+        return processed
+
+    def _dead_letter(self, message: InputMessage, error: InvalidEventError) -> Processed:
+        self.metrics.events_invalid.labels(error.error_type).inc()
+        raw_base64, preview = DeadLetter.encode_raw(message.value)
+        record = DeadLetter(
+            source_topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key.decode("utf-8", errors="replace") if message.key is not None else None,
+            error_type=error.error_type,
+            reason=error.reason,
+            raw_base64=raw_base64,
+            raw_preview=preview,
+            received_at=self.clock(),
+        )
+        log.info(
+            "Dead-lettered %s[%d]@%d: %s",
+            message.topic,
+            message.partition,
+            message.offset,
+            error.reason,
+        )
+        return Processed(
+            outputs=[Output(self.topics.dead_letter, message.key or b"", encode(record))]
+        )
+
+    def observe_latency(self, processed: Processed) -> None:
+        """Record event→action latency at the moment the actions are handed to the producer."""
+        now = self.clock()
+        for occurred_at, ingested in processed.actions_from:
+            self.metrics.decision_latency.labels("occurred").observe(
+                max((now - occurred_at).total_seconds(), 0.0)
+            )
+            if ingested is not None:
+                self.metrics.decision_latency.labels("ingested").observe(
+                    max(now.timestamp() - ingested, 0.0)
+                )

@@ -1,0 +1,204 @@
+"""``kairos demo``: the embedded product in one command.
+
+Starts the bundled Tansu broker on a free 127.0.0.1 port, creates the topics, starts a
+real ``kairos worker`` with the example rules, feeds it seeded synthetic bank traffic and
+prints every action and dead letter as it comes out, with a running summary. Ctrl-C (or
+``--duration``) stops every process it started, by PID.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import signal
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+from kafka import KafkaConsumer, KafkaProducer
+
+from app.admin import ensure_topics
+from app.broker import EmbeddedBroker
+from app.processes import WorkerProcess
+from app.settings import EXAMPLE_RULES
+from app.synthetic import SyntheticConfig, SyntheticRecord, poison_messages, traffic
+from app.topics import TopicNames
+from schemas.actions import Channel
+from schemas.codec import encode, encode_event
+from schemas.profile import CustomerProfile
+
+PARTITIONS = 4
+_SUMMARY_EVERY_S = 10.0
+_POISON_EVERY = 500  # one bad message per this many events, to show the dead-letter path
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    customers: int = 300
+    seed: int = 7
+    rate: float = 200.0
+    duration: float = 0.0
+    web_port: int = 6066
+    rules_path: Path | None = None
+
+
+class _Stop:
+    """Set by Ctrl-C / SIGTERM, or by the duration running out."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.event.set()
+
+
+def _describe_action(value: dict[str, object]) -> str:
+    params = value.get("params") or {}
+    return (
+        f"{str(value['channel']).upper():<4} {value['customer_id']:<8} "
+        f"{value['rule_id']} -> {value['template']} {json.dumps(params, ensure_ascii=False)}"
+    )
+
+
+def _watch(bootstrap: str, topics: TopicNames, stop: threading.Event, counts: Counter[str]) -> None:
+    """Print actions and dead letters as they arrive; count decisions by outcome."""
+    channels = {topics.actions(c): c for c in Channel}
+    consumer = KafkaConsumer(
+        *channels,
+        topics.decisions,
+        topics.dead_letter,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=100,
+        consumer_timeout_ms=500,
+    )
+    try:
+        while not stop.is_set():
+            for record in consumer:
+                value = json.loads(record.value)
+                if record.topic in channels:
+                    counts[f"action:{value['channel']}"] += 1
+                    print(f"  action  {_describe_action(value)}", flush=True)
+                elif record.topic == topics.decisions:
+                    counts[f"decision:{value['outcome']}:{value['reason_code']}"] += 1
+                else:
+                    counts["dead_letter"] += 1
+                    print(f"  DLQ     {value['error_type']}: {value['reason'][:100]}", flush=True)
+                if stop.is_set():
+                    break
+    finally:
+        consumer.close()
+
+
+def _summary(counts: Counter[str], produced: int, started: float) -> str:
+    actions = {c.value: counts.get(f"action:{c.value}", 0) for c in Channel}
+    suppressed = sum(v for k, v in counts.items() if k.startswith("decision:suppressed"))
+    return (
+        f"[{time.monotonic() - started:6.0f}s] events produced {produced}, "
+        f"actions sms={actions['sms']} push={actions['push']} rm={actions['rm']}, "
+        f"suppressed {suppressed}, dead letters {counts.get('dead_letter', 0)}"
+    )
+
+
+def run_demo(options: DemoOptions) -> int:
+    """Run until Ctrl-C or ``options.duration``; returns a process exit code."""
+    stop = _Stop()
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    workdir = Path(tempfile.mkdtemp(prefix="kairos-demo-"))
+    topics = TopicNames("kairos")
+    print(f"Kairos demo — logs and state in {workdir}")
+    with EmbeddedBroker(log_path=workdir / "broker.log") as broker:
+        print(f"Embedded broker (Tansu, pid {broker.pid}) on {broker.bootstrap}")
+        ensure_topics(broker.bootstrap, topics, PARTITIONS)
+        env = {
+            "KAIROS_BROKER_URL": broker.url,
+            "KAIROS_BROKER_FLAVOR": "tansu",
+            "KAIROS_PARTITIONS": str(PARTITIONS),
+            "KAIROS_STATE_DIR": str(workdir / "state"),
+            "KAIROS_RULES_PATH": str(options.rules_path or EXAMPLE_RULES),
+        }
+        with WorkerProcess(env, options.web_port, workdir / "worker.log") as worker:
+            print(f"Worker pid {worker.pid} starting; metrics at {worker.base_url}/metrics")
+            took = worker.wait_ready()
+            print(
+                f"Worker ready in {took:.1f}s. "
+                f"Producing synthetic traffic at {options.rate:.0f} events/s.\n"
+            )
+            counts: Counter[str] = Counter()
+            watcher = threading.Thread(
+                target=_watch, args=(broker.bootstrap, topics, stop.event, counts), daemon=True
+            )
+            watcher.start()
+            started = time.monotonic()
+            produced = _produce(broker.bootstrap, topics, options, stop.event, counts)
+            time.sleep(1.0)  # let the last actions arrive before the final summary
+            stop.event.set()
+            watcher.join(timeout=5)
+            print("\n" + _summary(counts, produced, started))
+            print("Stopping worker and broker...")
+    print("Stopped.")
+    return 0
+
+
+def _endless_traffic(options: DemoOptions) -> Iterator[SyntheticRecord]:
+    """Synthetic weeks back to back (a new seed each), so the demo runs until stopped."""
+    for week in itertools.count():
+        config = SyntheticConfig(seed=options.seed + week, customers=options.customers, days=7.0)
+        yield from traffic(config)
+
+
+def _produce(
+    bootstrap: str,
+    topics: TopicNames,
+    options: DemoOptions,
+    stop: threading.Event,
+    counts: Counter[str],
+) -> int:
+    """Play the synthetic day at ``options.rate``, re-timed to now so actions are current."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    poison = itertools.cycle(list(poison_messages(random.Random(options.seed))))
+    started = time.monotonic()
+    next_summary = started + _SUMMARY_EVERY_S
+    produced = 0
+    try:
+        for record in _endless_traffic(options):
+            if stop.is_set() or (
+                options.duration and time.monotonic() - started > options.duration
+            ):
+                break
+            now = datetime.now(UTC)
+            if isinstance(record.model, CustomerProfile):
+                profile = record.model.model_copy(update={"updated_at": now})
+                producer.send(
+                    topics.profile, key=profile.customer_id.encode(), value=encode(profile)
+                )
+                continue
+            event = record.model.model_copy(update={"occurred_at": now})
+            producer.send(
+                topics.for_event_type(event.event_type),
+                key=event.customer_id.encode(),
+                value=encode_event(event),
+            )
+            produced += 1
+            if produced % _POISON_EVERY == 0:
+                key, raw = next(poison)
+                producer.send(topics.drop_off, key=key, value=raw)
+            if time.monotonic() >= next_summary:
+                print(_summary(counts, produced, started), flush=True)
+                next_summary += _SUMMARY_EVERY_S
+            # pace: sleep until this event's slot at the chosen rate
+            delay = started + produced / options.rate - time.monotonic()
+            if delay > 0:
+                stop.wait(delay)
+    finally:
+        producer.flush()
+        producer.close()
+    return produced

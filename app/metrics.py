@@ -1,0 +1,87 @@
+"""Prometheus metrics on an explicit registry, with bounded label values only.
+
+Labels are event types, rule ids, channels and reason codes — never customer ids — so the
+series count is bounded by the ruleset, not by the customer base.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+#: Seconds; from sub-100 ms (the target) to minutes (a worker catching up on a backlog).
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+@dataclass
+class Metrics:
+    """Every metric a worker exports; one instance per worker (tests make their own)."""
+
+    registry: CollectorRegistry = field(
+        default_factory=lambda: CollectorRegistry(auto_describe=True)
+    )
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.events_consumed = Counter(
+            "kairos_events_consumed_total",
+            "Input messages consumed, by type.",
+            ["event_type"],
+            registry=r,
+        )
+        self.events_invalid = Counter(
+            "kairos_events_invalid_total",
+            "Input messages rejected to the dead-letter topic, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.events_duplicate = Counter(
+            "kairos_events_duplicate_total",
+            "Re-delivered events (same event_id) ignored.",
+            ["event_type"],
+            registry=r,
+        )
+        self.rule_evaluations = Counter(
+            "kairos_rule_evaluations_total",
+            "Rules evaluated against an event.",
+            ["rule_id"],
+            registry=r,
+        )
+        self.rule_fires = Counter(
+            "kairos_rule_fires_total", "Rules whose conditions all held.", ["rule_id"], registry=r
+        )
+        self.rule_errors = Counter(
+            "kairos_rule_errors_total",
+            "Rule evaluations that raised at run time.",
+            ["rule_id"],
+            registry=r,
+        )
+        self.actions = Counter(
+            "kairos_actions_total",
+            "Actions emitted to channel topics.",
+            ["channel", "rule_id"],
+            registry=r,
+        )
+        self.suppressions = Counter(
+            "kairos_suppressions_total",
+            "Fired rules that produced no contact, by reason.",
+            ["reason", "rule_id"],
+            registry=r,
+        )
+        self.decision_latency = Histogram(
+            "kairos_decision_latency_seconds",
+            "Time from an event (occurred_at, or broker ingest) to its action being produced.",
+            ["since"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ruleset = Info("kairos_ruleset", "The ruleset version in force.", registry=r)
+        self.rules_loaded = Gauge(
+            "kairos_rules_loaded", "Enabled rules in the live ruleset.", registry=r
+        )
+        self.ready = Gauge(
+            "kairos_worker_ready",
+            "1 when partitions are assigned and state is recovered.",
+            registry=r,
+        )

@@ -1,0 +1,64 @@
+"""Topic names: one configurable prefix, fixed suffixes that make up the wire contract."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.actions import Channel
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    """Every topic Kairos reads or writes, for one prefix."""
+
+    prefix: str = "kairos"
+
+    def _name(self, suffix: str) -> str:
+        return f"{self.prefix}.{suffix}"
+
+    @property
+    def app_click(self) -> str:
+        return self._name("events.app_click")
+
+    @property
+    def transaction(self) -> str:
+        return self._name("events.transaction")
+
+    @property
+    def drop_off(self) -> str:
+        return self._name("events.drop_off")
+
+    @property
+    def profile(self) -> str:
+        return self._name("customers.profile")
+
+    @property
+    def decisions(self) -> str:
+        return self._name("decisions")
+
+    @property
+    def dead_letter(self) -> str:
+        return self._name("events.dlq")
+
+    def actions(self, channel: Channel) -> str:
+        return self._name(f"actions.{channel.value}")
+
+    def for_event_type(self, event_type: str) -> str:
+        return self._name(f"events.{event_type}")
+
+    @property
+    def event_inputs(self) -> tuple[str, ...]:
+        return (self.app_click, self.transaction, self.drop_off)
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (*self.event_inputs, self.profile)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return (*(self.actions(c) for c in Channel), self.decisions, self.dead_letter)
+
+    @property
+    def compacted(self) -> frozenset[str]:
+        """Topics whose latest value per key is what matters."""
+        return frozenset({self.profile})
