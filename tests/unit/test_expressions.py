@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from rules.expressions import ExpressionError, compile_expression
+from rules.scope import rule_scope
+from schemas.codec import decode_event
+from tests.factories import profile, transaction
+
+NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Ctx:
+    roots: dict[str, Any]
+    now: datetime = NOW
+
+
+def _evaluate(source: str, **roots: Any) -> Any:
+    return compile_expression(source, rule_scope("transaction")).evaluate(Ctx(roots))
+
+
+def _event(**overrides: Any) -> Any:
+    import json
+
+    return decode_event(json.dumps(transaction("C1", **overrides)).encode())
+
+
+def _profile(**overrides: Any) -> Any:
+    from schemas.profile import CustomerProfile
+
+    return CustomerProfile.model_validate(profile("C1", **overrides))
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("event.amount >= 10000", True),
+        ("event.amount > 12000.00", False),
+        ("event.amount * 2 == 24000", True),
+        ('event.category == "salary" and event.direction == "credit"', True),
+        ('event.category in ["salary", "bonus"]', True),
+        ('event.category not in ["salary"]', False),
+        ('not (event.currency == "USD")', True),
+        ('startswith(event.category, "sal")', True),
+        ('contains(profile.tags, "vip")', True),
+        ('lower("ABC") == "abc"', True),
+        ("1 < 2 < 3", True),
+        ("1 < 3 < 2", False),
+        ("profile.consent.sms == true", True),
+        ("days_since(profile.updated_at) < 1", True),
+    ],
+)
+def test_semantics(source: str, expected: bool) -> None:
+    roots = {
+        "event": _event(),
+        "profile": _profile(tags=["vip"], updated_at=(NOW - timedelta(hours=2)).isoformat()),
+    }
+    assert _evaluate(source, **roots, state=None) is expected
+
+
+def test_missing_values_read_as_null_and_never_satisfy_an_ordering() -> None:
+    roots = {"event": _event(), "profile": None, "state": None}
+    assert _evaluate('profile.tier == "mass"', **roots) is False
+    assert _evaluate("event.balance_after > 0", **roots) is False
+    assert _evaluate("event.balance_after < 0", **roots) is False
+    assert _evaluate("event.balance_after == null", **roots) is True
+    assert _evaluate("event.balance_after + 1", **roots) is None
+    assert _evaluate("coalesce(event.balance_after, 7)", **roots) == 7
+
+
+def test_float_literals_are_exact_decimals() -> None:
+    assert _evaluate("0.1 + 0.2 == 0.3", event=None, profile=None, state=None) is True
+    assert _evaluate("event.amount * 0.5", event=_event(), profile=None, state=None) == Decimal(
+        "6000.000"
+    )
+
+
+def test_paths_read_are_recorded_for_evidence() -> None:
+    compiled = compile_expression(
+        "event.amount > 5 and profile.consent.sms and event.amount < 9", rule_scope("transaction")
+    )
+    assert compiled.paths == ("event.amount", "profile.consent.sms")
+
+
+@pytest.mark.parametrize(
+    ("source", "message", "hint"),
+    [
+        ("event.amout > 5", "has no field 'amout'", "did you mean 'amount'?"),
+        ("evnt.amount > 5", "unknown name 'evnt'", "did you mean 'event'?"),
+        ('event.amount > "5"', "compares a number with a string", "quote strings"),
+        ('event.direction == "in"', "'in' is not a possible value", None),
+        ("__import__('os')", "unknown function '__import__'", None),
+        ("event.__class__", "has no field '__class__'", None),
+        ("[x for x in event]", "ListComp is not allowed", None),
+        ("lambda: 1", "Lambda is not allowed", None),
+        ("event.amount ** 2", "Pow is not allowed", None),
+        ("event.amount >", "syntax error", None),
+        ("days_since()", "takes 1 argument", None),
+    ],
+)
+def test_bad_expressions_are_refused_with_a_reason(
+    source: str, message: str, hint: str | None
+) -> None:
+    with pytest.raises(ExpressionError) as caught:
+        compile_expression(source, rule_scope("transaction"))
+    assert message in caught.value.message
+    if hint:
+        assert hint in (caught.value.hint or "")
+
+
+def test_error_column_points_at_the_offending_part() -> None:
+    with pytest.raises(ExpressionError) as caught:
+        compile_expression('event.amount > 5 and event.catgory == "x"', rule_scope("transaction"))
+    assert caught.value.column == len("event.amount > 5 and ")

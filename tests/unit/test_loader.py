@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.cli import main
+from app.settings import EXAMPLE_RULES
+from rules.loader import load_ruleset
+from schemas.errors import RuleFileError
+
+BAD = """\
+rules:
+  - id: one
+    version: 1
+    event: drop_off
+    when:
+      - event.flw == "personal_loan_application"
+      - "event.step >= 'three'"
+    channels: [push, fax]
+    template: t
+    priorty: 3
+  - id: two
+    version: 1
+    event: app_click
+    when: event.platform == "windows"
+    channels: [push]
+    template: t
+    ttl: 3 days
+"""
+
+
+def test_the_example_pack_loads() -> None:
+    ruleset = load_ruleset(EXAMPLE_RULES)
+    assert {r.id for r in ruleset.rules} >= {
+        "loan-dropoff-rm-call",
+        "loan-dropoff-digital-nudge",
+        "salary-wealth-offer",
+        "large-outflow-retention",
+        "mortgage-calculator-interest",
+    }
+    assert ruleset.version == load_ruleset(EXAMPLE_RULES).version
+
+
+def test_every_problem_is_reported_with_file_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(BAD)
+    with pytest.raises(RuleFileError) as caught:
+        load_ruleset(tmp_path)
+    found = {(p.line, p.column): (p.message, p.hint) for p in caught.value.problems}
+    assert all(p.file == str(path) for p in caught.value.problems)
+    assert "has no field 'flw'" in found[(6, 9)][0] and found[(6, 9)][1] == "did you mean 'flow'?"
+    assert "compares a number with a string" in found[(7, 10)][0]
+    assert "channels.1" in found[(8, 22)][0]
+    assert (
+        "unknown key 'priorty'" in found[(10, 5)][0]
+        and found[(10, 5)][1] == "did you mean 'priority'?"
+    )
+    assert "'windows' is not a possible value" in found[(14, 29)][0]
+    assert "bad duration" in found[(17, 10)][0]
+    assert len(caught.value.problems) == 6
+
+
+def test_duplicate_rule_ids_across_files_are_refused(tmp_path: Path) -> None:
+    rule = "rules:\n  - {id: same, version: 1, event: app_click, channels: [sms], template: t}\n"
+    (tmp_path / "a.yaml").write_text(rule)
+    (tmp_path / "b.yaml").write_text(rule)
+    with pytest.raises(RuleFileError) as caught:
+        load_ruleset(tmp_path)
+    (problem,) = caught.value.problems
+    assert problem.file.endswith("b.yaml") and "duplicate rule id 'same'" in problem.message
+    assert "a.yaml:2" in (problem.hint or "")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("rules: [\n", "YAML:"),
+        ("- just a list\n", "must be a mapping with a 'rules:' list"),
+        ("rules: []\nextra: 1\n", "unknown top-level key 'extra'"),
+    ],
+)
+def test_malformed_files(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "r.yaml").write_text(text)
+    with pytest.raises(RuleFileError, match=message):
+        load_ruleset(tmp_path)
+
+
+def test_validate_command_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules", "validate", str(EXAMPLE_RULES)]) == 0
+    assert "OK: 5 rules" in capsys.readouterr().out
+    (tmp_path / "bad.yaml").write_text(BAD)
+    assert main(["rules", "validate", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'bad.yaml'}:6:9:" in err and "ruleset refused" in err

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import base64
+import json
+
+from agents.processor import EventProcessor, InputMessage
+from app.metrics import Metrics
+from app.settings import EXAMPLE_RULES
+from app.topics import TopicNames
+from rules.loader import load_ruleset
+from schemas.actions import Channel
+from tests.factories import drop_off, profile
+
+TOPICS = TopicNames("kairos")
+
+
+def _processor() -> tuple[EventProcessor, Metrics]:
+    metrics = Metrics()
+    return EventProcessor(TOPICS, load_ruleset(EXAMPLE_RULES), metrics), metrics
+
+
+def _message(topic: str, value: bytes, key: bytes | None = b"C1", offset: int = 0) -> InputMessage:
+    return InputMessage(
+        topic=topic, partition=0, offset=offset, key=key, value=value, timestamp=None
+    )
+
+
+def test_profile_then_event_produces_a_decision_and_an_action() -> None:
+    processor, metrics = _processor()
+    store: dict[bytes, bytes] = {}
+    processor.process(_message(TOPICS.profile, json.dumps(profile("C1")).encode()), store)
+    processed = processor.process(
+        _message(TOPICS.drop_off, json.dumps(drop_off("C1", step=4)).encode()), store
+    )
+    assert [o.topic for o in processed.outputs] == [TOPICS.decisions, TOPICS.actions(Channel.PUSH)]
+    assert all(o.key == b"C1" for o in processed.outputs)
+    assert json.loads(store[b"C1"])["event_counts"] == {"drop_off": 1}
+    sample = metrics.registry.get_sample_value
+    assert (
+        sample("kairos_actions_total", {"channel": "push", "rule_id": "loan-dropoff-digital-nudge"})
+        == 1
+    )
+
+
+def test_an_event_on_the_wrong_topic_is_dead_lettered_with_its_bytes() -> None:
+    processor, metrics = _processor()
+    raw = json.dumps(drop_off("C1")).encode()
+    processed = processor.process(_message(TOPICS.transaction, raw, offset=41), {})
+    (output,) = processed.outputs
+    assert output.topic == TOPICS.dead_letter
+    letter = json.loads(output.value)
+    assert letter["error_type"] == "wrong_topic" and letter["offset"] == 41
+    assert base64.b64decode(letter["raw_base64"]) == raw
+    assert (
+        metrics.registry.get_sample_value("kairos_events_invalid_total", {"reason": "wrong_topic"})
+        == 1
+    )
+
+
+def test_invalid_bytes_never_raise() -> None:
+    processor, _ = _processor()
+    for raw in (b"", b"\xff\xfe", b"[]", b"null", b'{"event_type": 5}'):
+        (output,) = processor.process(_message(TOPICS.app_click, raw, key=None), {}).outputs
+        assert output.topic == TOPICS.dead_letter
