@@ -66,9 +66,9 @@ def _quote_width(value: Any) -> int:
 class _FileLoader:
     """Collects problems for one file while compiling its rules."""
 
-    def __init__(self, path: Path, display: str) -> None:
-        self.path = path
+    def __init__(self, display: str, text: str) -> None:
         self.display = display
+        self.text = text
         self.problems: list[Problem] = []
 
     def problem(self, line: int, column: int, message: str, hint: str | None = None) -> None:
@@ -78,15 +78,12 @@ class _FileLoader:
         try:
             yaml = YAML(typ="rt")
             yaml.preserve_quotes = True
-            document = yaml.load(self.path.read_text(encoding="utf-8"))
+            document = yaml.load(self.text)
         except MarkedYAMLError as exc:
             mark = exc.problem_mark
             self.problem(
                 mark.line if mark else 0, mark.column if mark else 0, f"YAML: {exc.problem}"
             )
-            return []
-        except UnicodeDecodeError as exc:
-            self.problem(0, 0, f"not UTF-8 text: {exc.reason}")
             return []
         if not isinstance(document, CommentedMap) or not isinstance(
             document.get("rules"), CommentedSeq
@@ -204,11 +201,11 @@ class _FileLoader:
         self.problem(line, column, message, hint)
 
 
-def load_ruleset(path: Path) -> Ruleset:
-    """Load and compile every rule file under ``path``.
+def read_sources(path: Path) -> dict[str, str]:
+    """The text of every rule file under ``path``, keyed by its path as given.
 
     Raises:
-        RuleFileError: listing every problem found; nothing is partially loaded.
+        RuleFileError: the path does not exist, holds no rule file, or a file is not UTF-8.
 
     """
     path = Path(path)
@@ -217,12 +214,39 @@ def load_ruleset(path: Path) -> Ruleset:
     files = rule_files(path)
     if not files:
         raise RuleFileError([Problem(str(path), 1, 1, "no rule files (*.yaml, *.yml) found")])
+    sources: dict[str, str] = {}
+    for file in files:
+        try:
+            sources[str(file)] = file.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise RuleFileError(
+                [Problem(str(file), 1, 1, f"not UTF-8 text: {exc.reason}")]
+            ) from exc
+    return sources
+
+
+def load_ruleset(path: Path) -> Ruleset:
+    """Load and compile every rule file under ``path``.
+
+    Raises:
+        RuleFileError: listing every problem found; nothing is partially loaded.
+
+    """
+    return compile_sources(read_sources(path))
+
+
+def compile_sources(sources: Mapping[str, str]) -> Ruleset:
+    """Compile rule files given as ``{name: YAML text}`` (a directory, or a deployed bundle).
+
+    Raises:
+        RuleFileError: listing every problem found; nothing is partially loaded.
+
+    """
     problems: list[Problem] = []
     rules: list[CompiledRule] = []
     first_seen: dict[str, str] = {}
-    for file in files:
-        display = str(file)
-        loader = _FileLoader(file, display)
+    for display, text in sources.items():
+        loader = _FileLoader(display, text)
         for rule in loader.load():
             if rule.id in first_seen:
                 where = rule.source.rsplit(":", 1)
