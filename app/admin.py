@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
@@ -19,13 +20,20 @@ log = logging.getLogger(__name__)
 
 
 def ensure_topics(
-    bootstrap: str,
+    bootstrap: str | list[str],
     topics: TopicNames,
     partitions: int,
     replication_factor: int = 1,
     timeout: float = 30.0,
+    only: Collection[str] | None = None,
 ) -> list[str]:
-    """Create every Kairos topic that does not exist yet; returns the names created."""
+    """Create every Kairos topic that does not exist yet; returns the names created.
+
+    ``partitions`` applies to the co-partitioned data topics; the rules topic always gets
+    one partition because every worker reads it whole, in deploy order. ``only`` limits the
+    call to some topics: ``kairos rules deploy`` creates the rules topic and nothing else,
+    so it can never create input topics with a partition count the workers do not expect.
+    """
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -37,11 +45,13 @@ def ensure_topics(
             time.sleep(0.2)
     try:
         existing = set(admin.list_topics())
-        wanted = [*topics.inputs, *topics.outputs]
+        wanted = [*topics.inputs, *topics.outputs, topics.rules]
+        if only is not None:
+            wanted = [name for name in wanted if name in only]
         missing = [
             NewTopic(
                 name=name,
-                num_partitions=partitions,
+                num_partitions=1 if name in topics.single_partition else partitions,
                 replication_factor=replication_factor,
                 topic_configs={"cleanup.policy": "compact"} if name in topics.compacted else {},
             )

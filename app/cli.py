@@ -6,8 +6,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from schemas.errors import KairosError, RuleFileError
+from schemas.errors import DeploymentError, KairosError, RollbackError, RuleFileError
+
+if TYPE_CHECKING:
+    from app.rules_registry import Registry, RulesTopic
+    from rules.ruleset import Ruleset
+    from schemas.deployment import RulesetBundle
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
@@ -33,16 +39,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
+def _print_problems(error: RuleFileError) -> int:
+    """Every problem on stderr, one per line (file:line:col: message (hint)); exit code 1."""
+    for problem in error.problems:
+        print(problem, file=sys.stderr)
+    print(f"{len(error.problems)} problem(s); ruleset refused", file=sys.stderr)
+    return 1
+
+
 def _cmd_rules_validate(args: argparse.Namespace) -> int:
     from rules.loader import load_ruleset
 
     try:
         ruleset = load_ruleset(args.path)
     except RuleFileError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        print(f"{len(exc.problems)} problem(s); ruleset refused", file=sys.stderr)
-        return 1
+        return _print_problems(exc)
     print(f"OK: {len(ruleset.rules)} rules, version {ruleset.version}")
     for rule in ruleset.rules:
         state = "enabled" if rule.spec.enabled else "disabled"
@@ -51,6 +62,139 @@ def _cmd_rules_validate(args: argparse.Namespace) -> int:
             f"  {rule.id} v{rule.version} on {rule.spec.event} -> {channels} "
             f"({state}) {rule.source}"
         )
+    return 0
+
+
+def _rules_topic() -> RulesTopic:
+    from app.rules_registry import RulesTopic
+    from app.settings import Settings
+
+    return RulesTopic.from_settings(Settings())
+
+
+def _live_ruleset(registry: Registry) -> Ruleset | None:
+    """The live version compiled, to compare against; None when none is live or usable.
+
+    A live version that does not compile here must not block a deploy: replacing it is
+    exactly what ops need then.
+    """
+    from app.rules_registry import compile_bundle
+
+    if registry.live is None:
+        return None
+    try:
+        return compile_bundle(registry.bundle(registry.live))
+    except (DeploymentError, RuleFileError) as exc:
+        reason = f"{len(exc.problems)} problem(s)" if isinstance(exc, RuleFileError) else exc
+        print(
+            f"note: the live version {registry.live} cannot be compiled here ({reason}); "
+            "every rule shows as added",
+            file=sys.stderr,
+        )
+        return None
+
+
+def _cmd_rules_deploy(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from app.rules_registry import compile_files, diff_rulesets, whoami
+    from schemas.deployment import RulesetBundle
+
+    try:
+        files, ruleset = compile_files(args.path)
+    except RuleFileError as exc:
+        return _print_problems(exc)
+    topic = _rules_topic()
+    registry = topic.read()
+    if registry.live == ruleset.version:
+        print(f"{ruleset.version} is already live on {topic.name}; nothing deployed")
+        return 0
+    diff = diff_rulesets(_live_ruleset(registry), ruleset)
+    bundle = RulesetBundle(
+        version=ruleset.version,
+        files=files,
+        deployed_at=datetime.now(UTC),
+        deployed_by=args.by or whoami(),
+        comment=args.comment,
+    )
+    pointer = topic.deploy(bundle, registry)
+    print(f"Live: {pointer.version} (was {pointer.previous_version or 'nothing deployed'})")
+    print("\n".join(diff.lines()))
+    return 0
+
+
+def _cmd_rules_rollback(args: argparse.Namespace) -> int:
+    from app.rules_registry import compile_bundle, whoami
+
+    topic = _rules_topic()
+    registry = topic.read()
+    try:
+        target = registry.rollback_target(args.to)
+    except RollbackError as exc:
+        print(f"kairos: cannot roll back: {exc}", file=sys.stderr)
+        return 1
+    try:
+        compile_bundle(registry.bundle(target))  # validate first, as deploy does
+    except RuleFileError as exc:
+        print(f"kairos: cannot roll back: {target} does not compile here", file=sys.stderr)
+        return _print_problems(exc)
+    pointer = topic.rollback(registry, args.by or whoami(), target)
+    print(f"Live: {pointer.version} (rolled back from {pointer.previous_version})")
+    return 0
+
+
+def _rule_ids(bundle: RulesetBundle) -> str:
+    from app.rules_registry import compile_bundle
+
+    try:
+        return ", ".join(rule.id for rule in compile_bundle(bundle).rules)
+    except RuleFileError as exc:
+        return f"(does not compile here: {len(exc.problems)} problem(s))"
+
+
+def _cmd_rules_list(args: argparse.Namespace) -> int:
+    topic = _rules_topic()
+    registry = topic.read()
+    if registry.live is None:
+        print(f"Nothing deployed on {topic.name}: workers run their bootstrap rules")
+        return 0
+    print(f"Live: {registry.live}")
+    print("History (oldest first):")
+    for pointer in registry.history:
+        bundle = registry.bundles.get(pointer.version)
+        comment = f' "{bundle.comment}"' if bundle and bundle.comment else ""
+        rule_ids = _rule_ids(bundle) if bundle else "(bundle missing)"
+        print(
+            f"  {pointer.at.isoformat(timespec='seconds')}  {pointer.action.value:<8}  "
+            f"{pointer.version}  by {pointer.by}{comment}\n      rules: {rule_ids}"
+        )
+    others = sorted(set(registry.bundles) - {p.version for p in registry.history})
+    if others:
+        print("Other stored versions (rollback --to VERSION):")
+        for version in others:
+            bundle = registry.bundles[version]
+            print(
+                f"  {version}  deployed {bundle.deployed_at.isoformat(timespec='seconds')} "
+                f"by {bundle.deployed_by}\n      rules: {_rule_ids(bundle)}"
+            )
+    return 0
+
+
+def _cmd_rules_diff(args: argparse.Namespace) -> int:
+    from app.rules_registry import compile_files, diff_rulesets
+
+    try:
+        _, ruleset = compile_files(args.path)
+    except RuleFileError as exc:
+        return _print_problems(exc)
+    topic = _rules_topic()
+    registry = topic.read()
+    if registry.live is None:
+        print(f"Nothing deployed on {topic.name} yet; every rule is new to the registry")
+    else:
+        print(f"Deploying {args.path} ({ruleset.version}) instead of live {registry.live}:")
+    diff = diff_rulesets(_live_ruleset(registry), ruleset)
+    print("\n".join(diff.lines()))
     return 0
 
 
@@ -94,6 +238,28 @@ def parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("path", type=Path)
     validate.set_defaults(handler=_cmd_rules_validate)
+
+    deploy = rules.add_parser(
+        "deploy", help="validate rule files, then make them live on every worker (no restart)"
+    )
+    deploy.add_argument("path", type=Path)
+    deploy.add_argument("--comment", default="", help="why: kept in the deploy history")
+    deploy.add_argument("--by", help="who deploys, for the history (default: user@host)")
+    deploy.set_defaults(handler=_cmd_rules_deploy)
+
+    rollback = rules.add_parser(
+        "rollback", help="make the version live before the current one live again"
+    )
+    rollback.add_argument("--to", metavar="VERSION", help="any stored version instead")
+    rollback.add_argument("--by", help="who rolls back, for the history (default: user@host)")
+    rollback.set_defaults(handler=_cmd_rules_rollback)
+
+    listing = rules.add_parser("list", help="the live version and the deploy history")
+    listing.set_defaults(handler=_cmd_rules_list)
+
+    diff = rules.add_parser("diff", help="what deploying PATH would change, rule by rule")
+    diff.add_argument("path", type=Path)
+    diff.set_defaults(handler=_cmd_rules_diff)
 
     schemas = commands.add_parser("schemas", help="wire contract tooling").add_subparsers(
         dest="schemas_command", required=True

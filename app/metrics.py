@@ -77,6 +77,17 @@ class Metrics:
             registry=r,
         )
         self.ruleset = Info("kairos_ruleset", "The ruleset version in force.", registry=r)
+        self.ruleset_swaps = Counter(
+            "kairos_ruleset_swaps_total",
+            "Deployed rulesets swapped into the running worker without a restart.",
+            registry=r,
+        )
+        self.ruleset_rejected = Counter(
+            "kairos_ruleset_rejected_total",
+            "Deployed rulesets refused by the worker (did not compile, or missing); "
+            "the running ruleset stayed in force.",
+            registry=r,
+        )
         self.rules_loaded = Gauge(
             "kairos_rules_loaded", "Enabled rules in the live ruleset.", registry=r
         )

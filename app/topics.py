@@ -40,6 +40,11 @@ class TopicNames:
     def dead_letter(self) -> str:
         return self._name("events.dlq")
 
+    @property
+    def rules(self) -> str:
+        """Deployed ruleset bundles and the live pointer (see ``schemas.deployment``)."""
+        return self._name("rules")
+
     def actions(self, channel: Channel) -> str:
         return self._name(f"actions.{channel.value}")
 
@@ -61,4 +66,9 @@ class TopicNames:
     @property
     def compacted(self) -> frozenset[str]:
         """Topics whose latest value per key is what matters."""
-        return frozenset({self.profile})
+        return frozenset({self.profile, self.rules})
+
+    @property
+    def single_partition(self) -> frozenset[str]:
+        """Topics read whole and in order by every worker, so they have one partition."""
+        return frozenset({self.rules})

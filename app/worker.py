@@ -9,32 +9,37 @@ import faust
 from app import web
 from app.faust_app import create_app
 from app.metrics import Metrics
+from app.rules_registry import startup_ruleset
 from app.settings import Settings
-from rules.loader import load_ruleset
 
 log = logging.getLogger(__name__)
+_LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
 
 
 def build(settings: Settings) -> tuple[faust.App, Metrics]:
-    """The app with its agents and web views installed; refuses a bad ruleset up front."""
-    from agents import pipeline  # the wiring layer: imported here so app/ stays importable alone
+    """The app with its agents, rules watcher and web views; refuses a bad ruleset up front.
 
-    ruleset = load_ruleset(settings.rules_path)
+    The starting ruleset is the one deployed live on the rules topic, or the bootstrap rules
+    at ``KAIROS_RULES_PATH`` when nothing was ever deployed; later deploys are swapped in by
+    the rules watcher without a restart.
+    """
+    from agents import pipeline, rules_watcher  # wiring layer: imported here so app/ stands alone
+
+    ruleset = startup_ruleset(settings)
     app = create_app(settings)
     metrics = Metrics()
-    pipeline.install(app, settings, ruleset, metrics)
+    installed = pipeline.install(app, settings, ruleset, metrics)
+    rules_watcher.install(app, settings, installed.processor, metrics)
     web.install(app, metrics)
-    log.info(
-        "Loaded ruleset %s (%d rules) from %s",
-        ruleset.version,
-        len(ruleset.rules),
-        settings.rules_path,
-    )
     return app, metrics
 
 
 def run(settings: Settings) -> None:
     """Run a worker until SIGINT/SIGTERM; Faust's Worker handles the signals."""
+    # Faust configures logging only once its Worker runs (replacing these handlers); until
+    # then this makes start-up visible, such as which ruleset the worker starts with.
+    logging.basicConfig(level=settings.log_level.upper(), format=_LOG_FORMAT)
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python: the start-up read only
     app, _ = build(settings)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)

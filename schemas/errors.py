@@ -8,7 +8,9 @@ can tell our failures from library bugs with a single ``except``::
     ├── RuleError              a rule file is wrong: the running ruleset stays in force
     │   └── RuleFileError      one or more problems, each with file, line and column
     ├── ConfigurationError     settings that cannot work (caught at start-up)
-    └── BrokerError            the embedded broker is missing or would not start
+    ├── BrokerError            the embedded broker is missing or would not start
+    └── DeploymentError        the rules topic is unreachable, or its live version unusable
+        └── RollbackError      there is no version to roll back to
 
 It lives in ``schemas`` because that package imports nothing of ours, so every other
 package may import it without creating a cycle.
@@ -71,3 +73,16 @@ class ConfigurationError(KairosError):
 
 class BrokerError(KairosError):
     """The embedded broker could not be found or started."""
+
+
+class DeploymentError(KairosError):
+    """The rules topic could not be read or written, or its live version cannot be used.
+
+    Raised to the ``kairos rules`` commands and at worker start-up: a worker that cannot
+    tell which rules are live must not guess (an outdated ruleset contacts customers for
+    campaigns that marketing ops already stopped).
+    """
+
+
+class RollbackError(DeploymentError):
+    """A rollback was asked for but there is no earlier version it could return to."""

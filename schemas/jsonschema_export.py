@@ -15,6 +15,7 @@ from pydantic import BaseModel, TypeAdapter
 from schemas.actions import Action
 from schemas.dead_letter import DeadLetter
 from schemas.decisions import Decision
+from schemas.deployment import LivePointer, RulesetBundle
 from schemas.events import Event
 from schemas.profile import CustomerProfile
 
@@ -26,6 +27,8 @@ _MODELS: dict[str, type[BaseModel] | TypeAdapter[Any]] = {
     "action": Action,
     "decision": Decision,
     "dead_letter": DeadLetter,
+    "ruleset_bundle": RulesetBundle,
+    "live_pointer": LivePointer,
 }
 
 

@@ -1,0 +1,165 @@
+"""Rules deployed, refused and rolled back on a running worker, through the real CLI."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.cli import main
+from app.rules_registry import RulesTopic, bootstrap_servers
+from app.settings import EXAMPLE_RULES
+from rules.loader import load_ruleset
+from schemas.actions import Channel
+from schemas.deployment import RulesetBundle
+from tests.factories import click, profile
+
+pytestmark = pytest.mark.integration
+
+TRAVEL_RULE = """\
+rules:
+  - id: travel-insurance-interest
+    version: 1
+    event: app_click
+    when: event.screen == "travel_insurance"
+    channels: [push]
+    template: travel_insurance_offer
+"""
+
+BROKEN_RULE = """\
+rules:
+  - id: broken
+    version: 1
+    event: app_click
+    when: event.scren == "home"
+    channels: [push]
+    template: broken
+"""
+
+
+def _campaign(tmp_path: Path) -> Path:
+    """The example rules plus a rule of their own: a version only a deploy can make live."""
+    campaign = tmp_path / "campaign"
+    shutil.copytree(EXAMPLE_RULES, campaign)
+    (campaign / "travel.yaml").write_text(TRAVEL_RULE)
+    return campaign
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_deploy_swaps_rules_on_a_running_worker_and_rollback_restores_them(
+    kairos: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    k = kairos()
+    worker = k.start_worker()
+    pid = worker.pid
+    t = k.topics
+    for name in ("KAIROS_BROKER_URL", "KAIROS_TOPIC_PREFIX"):
+        monkeypatch.setenv(name, k.env[name])
+    bootstrap = load_ruleset(EXAMPLE_RULES)
+    original = bootstrap.version
+    assert worker.metric("kairos_ruleset_info", version=original) == 1
+
+    # The bootstrap rules become a stored version: something to roll back to.
+    code, out, _ = _run(capsys, "rules", "deploy", str(EXAMPLE_RULES), "--comment", "baseline")
+    assert code == 0
+    assert out.startswith(f"Live: {original} (was nothing deployed)")
+    code, out, _ = _run(capsys, "rules", "deploy", str(EXAMPLE_RULES))
+    assert code == 0
+    assert "already live" in out
+
+    campaign = _campaign(tmp_path)
+    code, out, _ = _run(capsys, "rules", "diff", str(campaign))
+    assert code == 0
+    assert "+ added    travel-insurance-interest v1" in out
+    assert f"{len(bootstrap.rules)} rule(s) unchanged" in out
+
+    code, out, _ = _run(capsys, "rules", "deploy", str(campaign), "--comment", "travel launch")
+    assert code == 0
+    new = load_ruleset(campaign).version
+    assert out.startswith(f"Live: {new} (was {original})")
+    assert worker.wait_metric("kairos_ruleset_swaps_total", 1) == 1
+    assert worker.metric("kairos_ruleset_info", version=new) == 1
+
+    k.send_profiles(profile("C-TRAVEL"))
+    k.send(t.app_click, click("C-TRAVEL", screen="travel_insurance"))
+    push = t.actions(Channel.PUSH)
+    records = k.collect([push], until=lambda r: len(r) >= 1)
+    assert [(v["rule_id"], v["ruleset_version"]) for _, v in records] == [
+        ("travel-insurance-interest", new)
+    ]
+
+    # A broken deploy is refused whole and publishes nothing; the campaign keeps running.
+    broken = tmp_path / "broken"
+    shutil.copytree(campaign, broken)
+    (broken / "bad.yaml").write_text(BROKEN_RULE)
+    code, out, err = _run(capsys, "rules", "deploy", str(broken))
+    assert code == 1
+    assert re.search(rf"{re.escape(str(broken / 'bad.yaml'))}:5:\d+: .*event\.scren", err)
+    assert "did you mean" in err
+    k.send(t.app_click, click("C-TRAVEL", screen="travel_insurance"))
+    records = k.collect([push], until=lambda r: len(r) >= 2)
+    assert [v["ruleset_version"] for _, v in records] == [new, new]
+
+    code, out, _ = _run(capsys, "rules", "rollback")
+    assert (code, out.strip()) == (0, f"Live: {original} (rolled back from {new})")
+    assert worker.wait_metric("kairos_ruleset_info", 1, version=original) == 1
+    assert worker.metric("kairos_ruleset_swaps_total") == 2
+
+    # A bad bundle that bypassed the CLI is refused by the worker, which keeps its rules.
+    topic = RulesTopic(bootstrap_servers(k.env["KAIROS_BROKER_URL"]), t)
+    rogue = RulesetBundle(
+        version="rs-rogue",
+        files={"bad.yaml": BROKEN_RULE},
+        deployed_at=datetime.now(UTC),
+        deployed_by="someone",
+    )
+    topic.deploy(rogue, topic.read())
+    assert worker.wait_metric("kairos_ruleset_rejected_total", 1) == 1
+    assert worker.metric("kairos_ruleset_info", version=original) == 1
+
+    code, out, _ = _run(capsys, "rules", "list")
+    assert code == 0
+    assert out.splitlines()[0] == "Live: rs-rogue"
+    history = re.findall(r"^  \S+T\S+  (deploy|rollback) +(rs-\S+)", out, re.MULTILINE)
+    assert history == [
+        ("deploy", original),
+        ("deploy", new),
+        ("rollback", original),
+        ("deploy", "rs-rogue"),
+    ]
+    assert '"travel launch"' in out
+    assert "does not compile here" in out
+    code, out, err = _run(capsys, "rules", "diff", str(campaign))  # a broken live never blocks
+    assert code == 0
+    assert "rs-rogue cannot be compiled here" in err
+    assert worker.pid == pid
+    assert worker.is_running()
+
+
+def test_a_starting_worker_runs_the_deployed_version_not_its_bootstrap_rules(
+    kairos: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    k = kairos()
+    for name in ("KAIROS_BROKER_URL", "KAIROS_TOPIC_PREFIX"):
+        monkeypatch.setenv(name, k.env[name])
+    code, _, err = _run(capsys, "rules", "rollback")
+    assert code == 1
+    assert "nothing has been deployed yet" in err
+    campaign = _campaign(tmp_path)
+    assert _run(capsys, "rules", "deploy", str(campaign))[0] == 0
+    code, _, err = _run(capsys, "rules", "rollback")
+    assert code == 1
+    assert "first deployed version" in err
+
+    worker = k.start_worker()
+    assert worker.metric("kairos_ruleset_info", version=load_ruleset(campaign).version) == 1
+    assert worker.metric("kairos_ruleset_swaps_total") == 0
