@@ -66,6 +66,10 @@ class FieldType:
         return self.fields.get(name)
 
 
+#: Longer conditions are refused: nobody can review them, and ``ast`` recursion is bounded.
+MAX_EXPRESSION_LENGTH = 2000
+
+
 class ExpressionError(KairosError):
     """A condition or parameter that cannot be compiled; ``column`` is 0-based in the text."""
 
@@ -84,6 +88,9 @@ class CompiledExpression:
     evaluate: Evaluator
     paths: tuple[str, ...]
     result_type: FieldType
+    #: ``(field, values)`` when the expression can only hold if ``event.<field>`` is one of
+    #: ``values``; the ruleset indexes rules on it so most rules are never evaluated.
+    index_hint: tuple[str, frozenset[str]] | None = None
 
 
 # -- runtime helpers -------------------------------------------------------------------
@@ -165,6 +172,7 @@ _FUNCTIONS: dict[str, tuple[int, str, Callable[..., Any]]] = {
     "lower": (1, STRING, lambda _c, text: None if text is None else str(text).lower()),
     "len": (1, NUMBER, lambda _c, value: None if value is None else len(value)),
     "coalesce": (2, ANY, lambda _c, first, second: second if first is None else first),
+    "round": (1, NUMBER, lambda _c, value: None if value is None else round(value)),
 }
 _CONSTANT_NAMES = {"true": True, "false": False, "null": None}
 
@@ -393,12 +401,58 @@ def compile_expression(source: str, scope: Mapping[str, FieldType]) -> CompiledE
         ExpressionError: with a 0-based column into ``source`` and, where possible, a hint.
 
     """
+    if len(source) > MAX_EXPRESSION_LENGTH:
+        raise ExpressionError(
+            f"expression is {len(source)} characters long; the limit is {MAX_EXPRESSION_LENGTH}",
+            0,
+            "split it into several conditions or declare a feature",
+        )
     try:
         tree = ast.parse(source.strip(), mode="eval")
-    except SyntaxError as exc:
+    except (SyntaxError, RecursionError, MemoryError) as exc:
+        if not isinstance(exc, SyntaxError):
+            raise ExpressionError("expression is nested too deeply", 0, "split it") from exc
         raise ExpressionError(
             f"syntax error: {exc.msg}", max((exc.offset or 1) - 1, 0), "check quotes and brackets"
         ) from exc
     compiler = _Compiler(source, scope)
-    evaluate, result_type = compiler.compile(tree.body)
-    return CompiledExpression(source, evaluate, tuple(dict.fromkeys(compiler.paths)), result_type)
+    try:
+        evaluate, result_type = compiler.compile(tree.body)
+    except RecursionError as exc:
+        raise ExpressionError(
+            "expression is nested too deeply", 0, "split it into conditions"
+        ) from exc
+    return CompiledExpression(
+        source,
+        evaluate,
+        tuple(dict.fromkeys(compiler.paths)),
+        result_type,
+        _index_hint(tree.body),
+    )
+
+
+def _index_hint(node: ast.AST) -> tuple[str, frozenset[str]] | None:
+    """``event.f == "x"`` or ``event.f in ["x", "y"]``, alone or as one part of an ``and``."""
+    if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.And):
+        return next((h for h in map(_index_hint, node.values) if h is not None), None)
+    if not (isinstance(node, ast.Compare) and len(node.ops) == 1):
+        return None
+    left, op, right = node.left, node.ops[0], node.comparators[0]
+    if not (
+        isinstance(left, ast.Attribute)
+        and isinstance(left.value, ast.Name)
+        and left.value.id == "event"
+    ):
+        return None
+    if isinstance(op, ast.Eq):
+        candidates = [right]
+    elif isinstance(op, ast.In) and isinstance(right, ast.List | ast.Tuple):
+        candidates = list(right.elts)
+    else:
+        return None
+    values = [
+        c.value for c in candidates if isinstance(c, ast.Constant) and isinstance(c.value, str)
+    ]
+    if len(values) != len(candidates):
+        return None
+    return left.attr, frozenset(values)

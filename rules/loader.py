@@ -1,38 +1,53 @@
-"""Load a directory of YAML rule files into a compiled :class:`Ruleset`, or refuse it.
+"""Load YAML rule files into a compiled :class:`Ruleset`, or refuse them with every problem.
 
 Loading never stops at the first mistake: marketing ops get every problem at once, each
 with file, line and column (1-based, as editors show them) and a hint. A ruleset with any
 problem is refused whole, so the ruleset already running stays in force.
+
+Two passes: features are compiled first (from every file: they are shared), then rules,
+whose expressions are type-checked against the event, the profile, the state and the
+declared features.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 
 from rules.expressions import (
+    STRING,
     CompiledExpression,
     Context,
     ExpressionError,
     FieldType,
     compile_expression,
 )
+from rules.features import CompiledFeature, default_bucket, signature
 from rules.params import bundle, compile_param
-from rules.ruleset import CompiledRule, Ruleset
+from rules.ruleset import (
+    CompiledAbsence,
+    CompiledPattern,
+    CompiledRule,
+    CompiledSequence,
+    Ruleset,
+)
 from rules.scope import rule_scope
-from rules.spec import RuleSpec
+from rules.spec import FeatureSpec, RuleSpec
 from schemas.errors import Problem, RuleFileError
 from schemas.events import EVENT_MODELS
 
 RULE_FILE_SUFFIXES = (".yaml", ".yml")
+_TOP_LEVEL_KEYS = ("features", "rules")
 
 
 def rule_files(path: Path) -> list[Path]:
@@ -48,12 +63,12 @@ def rule_files(path: Path) -> list[Path]:
     )
 
 
-def _plain(node: Any) -> Any:
+def plain_yaml(node: Any) -> Any:
     """Ruamel's commented containers to plain Python, for pydantic."""
     if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
+        return {str(k): plain_yaml(v) for k, v in node.items()}
     if isinstance(node, list):
-        return [_plain(v) for v in node]
+        return [plain_yaml(v) for v in node]
     if isinstance(node, str):
         return str(node)
     return node
@@ -63,8 +78,36 @@ def _quote_width(value: Any) -> int:
     return 1 if isinstance(value, DoubleQuotedScalarString | SingleQuotedScalarString) else 0
 
 
+def _locate(node: Any, loc: tuple[Any, ...], fallback: tuple[int, int]) -> tuple[int, int]:
+    """0-based (line, column) of the deepest element of ``loc`` that exists in ``node``."""
+    position = fallback
+    for index, part in enumerate(loc):
+        if isinstance(node, CommentedMap) and part in node:
+            last = index == len(loc) - 1
+            position = (
+                node.lc.value(part) if not last or node[part] is not None else node.lc.key(part)
+            )
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+            position = node.lc.item(part)
+            node = node[part]
+        else:
+            break
+    return position
+
+
+@dataclass
+class _Entry:
+    """A rule or feature mapping awaiting compilation, with where it came from."""
+
+    file: _FileLoader
+    node: CommentedMap
+    line: int
+    column: int
+
+
 class _FileLoader:
-    """Collects problems for one file while compiling its rules."""
+    """Parses one file and collects its problems."""
 
     def __init__(self, display: str, text: str) -> None:
         self.display = display
@@ -74,7 +117,8 @@ class _FileLoader:
     def problem(self, line: int, column: int, message: str, hint: str | None = None) -> None:
         self.problems.append(Problem(self.display, line + 1, column + 1, message, hint))
 
-    def load(self) -> list[CompiledRule]:
+    def parse(self) -> tuple[list[_Entry], list[_Entry]]:
+        """The feature and rule mappings of the file (empty lists if it is unreadable)."""
         try:
             yaml = YAML(typ="rt")
             yaml.preserve_quotes = True
@@ -84,121 +128,299 @@ class _FileLoader:
             self.problem(
                 mark.line if mark else 0, mark.column if mark else 0, f"YAML: {exc.problem}"
             )
-            return []
-        if not isinstance(document, CommentedMap) or not isinstance(
-            document.get("rules"), CommentedSeq
+            return [], []
+        if not isinstance(document, CommentedMap) or not any(
+            k in document for k in _TOP_LEVEL_KEYS
         ):
             self.problem(
                 0,
                 0,
-                "a rule file must be a mapping with a 'rules:' list",
+                "a rule file must be a mapping with a 'rules:' and/or 'features:' list",
                 "start the file with 'rules:'",
             )
-            return []
+            return [], []
         for key in document:
-            if key != "rules":
+            if key not in _TOP_LEVEL_KEYS:
                 line, column = document.lc.key(key)
                 self.problem(
-                    line, column, f"unknown top-level key {key!r}", "only 'rules:' is allowed"
+                    line, column, f"unknown top-level key {key!r}", "only 'features:' and 'rules:'"
                 )
-        rules_node: CommentedSeq = document["rules"]
-        compiled = []
-        for index, node in enumerate(rules_node):
-            line, column = rules_node.lc.item(index)
-            if not isinstance(node, CommentedMap):
-                self.problem(line, column, "each rule must be a mapping (id, version, event, ...)")
-                continue
-            rule = self._compile_rule(node, line, column)
-            if rule is not None:
-                compiled.append(rule)
-        return compiled
+        return self._entries(document, "features"), self._entries(document, "rules")
 
-    def _compile_rule(self, node: CommentedMap, line: int, column: int) -> CompiledRule | None:
-        spec: RuleSpec | None = None
+    def _entries(self, document: CommentedMap, key: str) -> list[_Entry]:
+        section = document.get(key)
+        if section is None:
+            return []
+        if not isinstance(section, CommentedSeq):
+            line, column = document.lc.value(key)
+            self.problem(line, column, f"'{key}:' must be a list")
+            return []
+        entries = []
+        for index, node in enumerate(section):
+            line, column = section.lc.item(index)
+            if isinstance(node, CommentedMap):
+                entries.append(_Entry(self, node, line, column))
+            else:
+                self.problem(line, column, f"each entry of '{key}:' must be a mapping")
+        return entries
+
+
+class _Compiler:
+    """Compiles entries, reporting problems on the file each entry came from."""
+
+    def __init__(self) -> None:
+        self.features: dict[str, CompiledFeature] = {}
+        self.hidden: list[CompiledFeature] = []
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _validate(self, entry: _Entry, model: type[BaseModel], label: str) -> Any:
         try:
-            spec = RuleSpec.model_validate(_plain(node))
+            return model.model_validate(plain_yaml(entry.node))
         except ValidationError as exc:
             for error in exc.errors(include_url=False):
-                self._locate_validation_error(node, error, line, column)
+                self._report_validation(entry, error, label)
+            return None
+
+    def _report_validation(self, entry: _Entry, error: Any, label: str) -> None:
+        loc = tuple(error["loc"])
+        where = ".".join(str(p) for p in loc)
+        if error["type"] == "extra_forbidden":
+            parent = _locate(entry.node, loc[:-1], (entry.line, entry.column))
+            container = entry.node
+            for part in loc[:-1]:
+                container = (
+                    container[part]
+                    if isinstance(container, CommentedMap | CommentedSeq)
+                    else container
+                )
+            line, column = (
+                container.lc.key(loc[-1]) if isinstance(container, CommentedMap) else parent
+            )
+            fields = _model_fields_at(loc[:-1], entry)
+            close = difflib.get_close_matches(str(loc[-1]), fields, n=1)
+            entry.file.problem(
+                line,
+                column,
+                f"{label}: unknown key {loc[-1]!r}",
+                f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(fields)}",
+            )
+            return
+        line, column = _locate(entry.node, loc, (entry.line, entry.column))
+        message = error["msg"].removeprefix("Value error, ")
+        entry.file.problem(
+            line, column, f"{label}, {where}: {message}" if where else f"{label}: {message}"
+        )
+
+    def _expression(
+        self,
+        entry: _Entry,
+        loc: tuple[Any, ...],
+        text: str,
+        scope: Mapping[str, FieldType],
+        label: str,
+    ) -> CompiledExpression | None:
+        try:
+            return compile_expression(text, scope)
+        except ExpressionError as exc:
+            line, column = _locate(entry.node, loc, (entry.line, entry.column))
+            raw = _raw_at(entry.node, loc)
+            entry.file.problem(
+                line,
+                column + _quote_width(raw) + exc.column,
+                f"{label}, {text!r}: {exc.message}",
+                exc.hint,
+            )
+            return None
+
+    def _conditions(
+        self,
+        entry: _Entry,
+        loc: tuple[Any, ...],
+        texts: list[str],
+        scope: Mapping[str, FieldType],
+        label: str,
+    ) -> tuple[CompiledExpression, ...] | None:
+        raw = _raw_at(entry.node, loc)
+        compiled = [
+            self._expression(
+                entry, loc + ((i,) if isinstance(raw, CommentedSeq) else ()), text, scope, label
+            )
+            for i, text in enumerate(texts)
+        ]
+        if any(c is None for c in compiled):
+            return None
+        return tuple(c for c in compiled if c is not None)
+
+    # -- features --------------------------------------------------------------------------
+
+    def feature(self, entry: _Entry) -> None:
+        name = entry.node.get("name", "?")
+        label = f"feature {name!r}"
+        spec: FeatureSpec | None = self._validate(entry, FeatureSpec, label)
+        if spec is None:
+            return
+        if spec.name in self.features:
+            entry.file.problem(
+                entry.line,
+                entry.column,
+                f"duplicate feature name {spec.name!r}",
+                "feature names are shared by every rule file; rename one",
+            )
+            return
+        scope = rule_scope(spec.event)
+        conditions = self._conditions(entry, ("when",), spec.when, scope, label)
+        value = None
+        if spec.value is not None:
+            value = self._expression(entry, ("value",), spec.value, scope, label)
+            if value is None:
+                return
+            numeric = spec.aggregate in ("sum", "avg", "min", "max")
+            if numeric and value.result_type.kind == STRING:
+                line, column = _locate(entry.node, ("value",), (entry.line, entry.column))
+                entry.file.problem(
+                    line,
+                    column,
+                    f"{label}: {spec.aggregate} needs a number, {spec.value!r} is text",
+                )
+                return
+        if conditions is None:
+            return
+        bucket = None
+        if spec.window is not None:
+            bucket = int(
+                (spec.bucket or timedelta(seconds=default_bucket(spec.window))).total_seconds()
+            )
+        self.features[spec.name] = CompiledFeature(spec, conditions, value, bucket, signature(spec))
+
+    # -- rules -------------------------------------------------------------------------------
+
+    def rule(self, entry: _Entry) -> CompiledRule | None:
+        node = entry.node
+        label = f"rule {node.get('id', '?')!r}"
+        spec: RuleSpec | None = self._validate(entry, RuleSpec, label)
         event_type = node.get("event")
         if event_type not in EVENT_MODELS:
-            return None  # already reported; without it there is no scope to check against
+            return None  # reported by validation; without it there is no scope to check against
         # Expressions are checked even when other keys are wrong: report everything at once.
-        rule_id = str(node.get("id", "?"))
-        scope = rule_scope(str(event_type))
-        conditions = list(self._compile_conditions(node, rule_id, scope))
-        renderers = dict(self._compile_params(node, rule_id, scope))
-        if spec is None or len(conditions) != len(spec.when) or len(renderers) != len(spec.params):
+        feature_types = {name: f.result_type for name, f in self.features.items()}
+        scope = rule_scope(str(event_type), features=feature_types)
+        when = plain_yaml(node.get("when", []))
+        conditions = self._conditions(
+            entry, ("when",), [when] if isinstance(when, str) else when, scope, label
+        )
+        renderers: dict[str, Callable[[Context], Any]] = {}
+        params = node.get("params")
+        failed_params = False
+        if isinstance(params, CommentedMap):
+            for name, value in params.items():
+                try:
+                    renderers[str(name)] = compile_param(plain_yaml(value), scope)
+                except ExpressionError as exc:
+                    failed_params = True
+                    line, column = params.lc.value(name)
+                    entry.file.problem(
+                        line, column, f"{label}, param {name!r}: {exc.message}", exc.hint
+                    )
+        if spec is None or conditions is None or failed_params:
+            return None
+        after = self._sequence(entry, spec, label)
+        unless = self._absence(entry, spec, feature_types, label)
+        goal = (
+            self._pattern(entry, ("goal",), spec.goal, spec.event, feature_types, label)
+            if spec.goal
+            else None
+        )
+        if (
+            (spec.after and after is None)
+            or (spec.unless and unless is None)
+            or (spec.goal and goal is None)
+        ):
             return None
         return CompiledRule(
             spec=spec,
-            conditions=tuple(conditions),
+            conditions=conditions,
             render_params=bundle(renderers),
-            source=f"{self.display}:{line + 1}",
+            source=f"{entry.file.display}:{entry.line + 1}",
+            after=after,
+            unless=unless,
+            goal=goal,
         )
 
-    def _compile_conditions(
-        self, node: CommentedMap, rule_id: str, scope: Mapping[str, FieldType]
-    ) -> Iterator[CompiledExpression]:
-        when = node.get("when")
-        items = list(enumerate(when)) if isinstance(when, CommentedSeq) else [(None, when)]
-        for index, text in items:
-            if not isinstance(text, str):
-                continue  # a type error the spec validation already reported
-            if index is None:
-                line, column = node.lc.value("when")
-            else:
-                line, column = when.lc.item(index)
-            try:
-                yield compile_expression(text, scope)
-            except ExpressionError as exc:
-                self.problem(
-                    line,
-                    column + _quote_width(text) + exc.column,
-                    f"rule {rule_id!r}, condition {text!r}: {exc.message}",
-                    exc.hint,
-                )
+    def _pattern(
+        self,
+        entry: _Entry,
+        loc: tuple[Any, ...],
+        pattern: Any,
+        start_type: str,
+        feature_types: Mapping[str, FieldType],
+        label: str,
+    ) -> CompiledPattern | None:
+        scope = rule_scope(pattern.event, features=feature_types, start_event_type=start_type)
+        conditions = self._conditions(entry, (*loc, "when"), pattern.when, scope, label)
+        return None if conditions is None else CompiledPattern(pattern.event, conditions)
 
-    def _compile_params(
-        self, node: CommentedMap, rule_id: str, scope: Mapping[str, FieldType]
-    ) -> Iterator[tuple[str, Callable[[Context], Any]]]:
-        params = node.get("params")
-        if not isinstance(params, CommentedMap):
-            return
-        for name, value in params.items():
-            try:
-                yield str(name), compile_param(_plain(value), scope)
-            except ExpressionError as exc:
-                value_line, value_column = params.lc.value(name)
-                self.problem(
-                    value_line,
-                    value_column,
-                    f"rule {rule_id!r}, param {name!r}: {exc.message}",
-                    exc.hint,
-                )
+    def _absence(
+        self, entry: _Entry, spec: RuleSpec, feature_types: Mapping[str, FieldType], label: str
+    ) -> CompiledAbsence | None:
+        if spec.unless is None:
+            return None
+        exits = [
+            self._pattern(entry, ("unless", "events", i), pattern, spec.event, feature_types, label)
+            for i, pattern in enumerate(spec.unless.events)
+        ]
+        if any(e is None for e in exits):
+            return None
+        return CompiledAbsence(spec.unless.within, tuple(e for e in exits if e is not None))
 
-    def _locate_validation_error(
-        self, node: CommentedMap, error: Any, line: int, column: int
-    ) -> None:
-        loc = error["loc"]
-        key = loc[0] if loc else None
-        rule_id = node.get("id", "?")
-        where = ".".join(str(p) for p in loc) or "rule"
-        hint = None
-        if error["type"] == "extra_forbidden":
-            close = difflib.get_close_matches(str(key), list(RuleSpec.model_fields), n=1)
-            hint = f"did you mean {close[0]!r}?" if close else "remove it"
-            message = f"rule {rule_id!r}: unknown key {key!r}"
+    def _sequence(self, entry: _Entry, spec: RuleSpec, label: str) -> CompiledSequence | None:
+        """``after`` compiles to a hidden last-seen feature of the earlier event."""
+        if spec.after is None:
+            return None
+        scope = rule_scope(spec.after.event)
+        conditions = self._conditions(entry, ("after", "when"), spec.after.when, scope, label)
+        if conditions is None:
+            return None
+        hidden = FeatureSpec.model_construct(
+            name=f"_after_{spec.id}",
+            description="",
+            aggregate="last_seen",
+            event=spec.after.event,
+            value=None,
+            when=spec.after.when,
+            window=None,
+            bucket=None,
+        )
+        feature = CompiledFeature(hidden, conditions, None, None, signature(hidden))
+        self.hidden.append(feature)
+        return CompiledSequence(feature.name, spec.after.within)
+
+
+def _raw_at(node: Any, loc: tuple[Any, ...]) -> Any:
+    for part in loc:
+        if (isinstance(node, CommentedMap) and part in node) or (
+            isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node)
+        ):
+            node = node[part]
         else:
-            message = f"rule {rule_id!r}, {where}: {error['msg']}"
-        if isinstance(key, str) and key in node:
-            line, column = (
-                node.lc.value(key) if error["type"] != "extra_forbidden" else node.lc.key(key)
-            )
-            child = node[key]
-            if len(loc) > 1 and isinstance(child, CommentedSeq) and isinstance(loc[1], int):
-                line, column = child.lc.item(loc[1])
-        self.problem(line, column, message, hint)
+            return None
+    return node
+
+
+def _model_fields_at(loc: tuple[Any, ...], entry: _Entry) -> list[str]:
+    """The allowed keys at ``loc`` inside a rule or feature, for "did you mean"."""
+    model: Any = RuleSpec if "id" in entry.node else FeatureSpec
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        annotation = model.model_fields.get(part)
+        inner = getattr(annotation, "annotation", None)
+        candidates = [inner, *getattr(inner, "__args__", ())]
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not nested:
+            return []
+        model = nested[0]
+    return list(model.model_fields)
 
 
 def read_sources(path: Path) -> dict[str, str]:
@@ -242,27 +464,30 @@ def compile_sources(sources: Mapping[str, str]) -> Ruleset:
         RuleFileError: listing every problem found; nothing is partially loaded.
 
     """
-    problems: list[Problem] = []
+    loaders = [_FileLoader(display, text) for display, text in sources.items()]
+    parsed = [loader.parse() for loader in loaders]
+    compiler = _Compiler()
+    for features, _ in parsed:
+        for entry in features:
+            compiler.feature(entry)
     rules: list[CompiledRule] = []
     first_seen: dict[str, str] = {}
-    for display, text in sources.items():
-        loader = _FileLoader(display, text)
-        for rule in loader.load():
+    for _, entries in parsed:
+        for entry in entries:
+            rule = compiler.rule(entry)
+            if rule is None:
+                continue
             if rule.id in first_seen:
-                where = rule.source.rsplit(":", 1)
-                problems.append(
-                    Problem(
-                        where[0],
-                        int(where[1]),
-                        1,
-                        f"duplicate rule id {rule.id!r}",
-                        f"first defined at {first_seen[rule.id]}; rule ids must be unique",
-                    )
+                entry.file.problem(
+                    entry.line,
+                    entry.column,
+                    f"duplicate rule id {rule.id!r}",
+                    f"first defined at {first_seen[rule.id]}; rule ids must be unique",
                 )
                 continue
             first_seen[rule.id] = rule.source
             rules.append(rule)
-        problems.extend(loader.problems)
+    problems = [p for loader in loaders for p in loader.problems]
     if problems:
         raise RuleFileError(sorted(problems, key=lambda p: (p.file, p.line, p.column)))
-    return Ruleset.build(rules)
+    return Ruleset.build(rules, list(compiler.features.values()), compiler.hidden)

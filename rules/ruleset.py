@@ -1,7 +1,10 @@
 """Compiled rules and the immutable ruleset the engine evaluates.
 
 A ruleset is built once per deploy and swapped as a whole, so an event is always judged
-by exactly one version of the rules and the decision can name it.
+by exactly one version of the rules and the decision can name it. Rules are indexed by
+event type and, where a rule has one, by an equality condition on an event field
+(``event.screen == "mortgage_calculator"``): an event only meets the rules that could
+match it, so the cost per event grows far slower than the number of rules.
 """
 
 from __future__ import annotations
@@ -11,11 +14,37 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from rules.expressions import CompiledExpression
+from rules.features import CompiledFeature
 from rules.params import Renderer
 from rules.spec import RuleSpec
 from schemas.actions import Channel
+
+
+@dataclass(frozen=True)
+class CompiledPattern:
+    """An event type with compiled conditions (``unless`` exits, ``goal``)."""
+
+    event: str
+    conditions: tuple[CompiledExpression, ...]
+
+
+@dataclass(frozen=True)
+class CompiledSequence:
+    """``after``: the hidden last-seen feature of the earlier event, and how recent it must be."""
+
+    feature: str
+    within: timedelta
+
+
+@dataclass(frozen=True)
+class CompiledAbsence:
+    """``unless``: how long to wait, and the events that cancel the wait."""
+
+    within: timedelta
+    exits: tuple[CompiledPattern, ...]
 
 
 @dataclass(frozen=True)
@@ -26,6 +55,9 @@ class CompiledRule:
     conditions: tuple[CompiledExpression, ...]
     render_params: Renderer
     source: str  # "file:line", for explanations
+    after: CompiledSequence | None = None
+    unless: CompiledAbsence | None = None
+    goal: CompiledPattern | None = None
 
     @property
     def id(self) -> str:
@@ -52,33 +84,104 @@ class CompiledRule:
         """Every path the conditions read, in order of first use."""
         return tuple(dict.fromkeys(path for c in self.conditions for path in c.paths))
 
+    @property
+    def index_hint(self) -> tuple[str, frozenset[str]] | None:
+        return next((c.index_hint for c in self.conditions if c.index_hint), None)
+
+
+@dataclass(frozen=True)
+class RuleIndex:
+    """The rules of one event type: always-candidates plus an equality index."""
+
+    always: tuple[CompiledRule, ...]
+    by_field: Mapping[str, Mapping[str, tuple[CompiledRule, ...]]]
+    order: Mapping[str, int]
+
+    def candidates(self, event: Any) -> tuple[CompiledRule, ...]:
+        if not self.by_field:
+            return self.always
+        found = list(self.always)
+        for name, table in self.by_field.items():
+            value = getattr(event, name, None)
+            if isinstance(value, str):
+                found.extend(table.get(value, ()))
+        if len(found) > 1:
+            found.sort(key=lambda rule: self.order[rule.id])
+        return tuple(found)
+
+
+def _index(rules: list[CompiledRule]) -> RuleIndex:
+    always: list[CompiledRule] = []
+    by_field: dict[str, dict[str, list[CompiledRule]]] = {}
+    for rule in rules:
+        hint = rule.index_hint
+        if hint is None:
+            always.append(rule)
+            continue
+        name, values = hint
+        for value in values:
+            by_field.setdefault(name, {}).setdefault(value, []).append(rule)
+    return RuleIndex(
+        always=tuple(always),
+        by_field={n: {v: tuple(r) for v, r in t.items()} for n, t in by_field.items()},
+        order={rule.id: i for i, rule in enumerate(rules)},
+    )
+
+
+_EMPTY = RuleIndex((), {}, {})
+
 
 @dataclass(frozen=True)
 class Ruleset:
-    """All enabled rules, indexed by the event type that triggers them."""
+    """All rules and features, indexed by the event type that triggers or feeds them."""
 
     version: str
     rules: tuple[CompiledRule, ...]
-    by_event_type: Mapping[str, tuple[CompiledRule, ...]] = field(repr=False)
+    features: Mapping[str, CompiledFeature] = field(repr=False)
+    features_by_event: Mapping[str, tuple[CompiledFeature, ...]] = field(repr=False)
+    by_event_type: Mapping[str, RuleIndex] = field(repr=False)
+    by_id: Mapping[str, CompiledRule] = field(repr=False)
+    #: Event types that can end an absence wait, so other events skip the timer check.
+    exit_event_types: frozenset[str] = frozenset()
 
     @classmethod
-    def build(cls, rules: list[CompiledRule]) -> Ruleset:
+    def build(
+        cls,
+        rules: list[CompiledRule],
+        features: list[CompiledFeature] | None = None,
+        hidden_features: list[CompiledFeature] | None = None,
+    ) -> Ruleset:
         """Index the rules and derive a content version, stable across reloads."""
-        digest = hashlib.sha256(
-            json.dumps(
-                [r.spec.model_dump(mode="json") for r in sorted(rules, key=lambda r: r.id)],
-                sort_keys=True,
-            ).encode()
-        ).hexdigest()
+        features = features or []
+        payload = {
+            "rules": [r.spec.model_dump(mode="json") for r in sorted(rules, key=lambda r: r.id)],
+            "features": [f.spec.model_dump(mode="json") for f in features],
+        }
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        every_feature = [*features, *(hidden_features or [])]
         enabled = [r for r in rules if r.spec.enabled]
-        index: dict[str, list[CompiledRule]] = {}
+        grouped: dict[str, list[CompiledRule]] = {}
         for rule in enabled:
-            index.setdefault(rule.spec.event, []).append(rule)
+            grouped.setdefault(rule.spec.event, []).append(rule)
+        feeds: dict[str, list[CompiledFeature]] = {}
+        for feature in every_feature:
+            feeds.setdefault(feature.spec.event, []).append(feature)
+        exits = {p.event for r in enabled if r.unless for p in r.unless.exits}
         return cls(
             version=f"rs-{digest[:12]}",
             rules=tuple(rules),
-            by_event_type={k: tuple(v) for k, v in index.items()},
+            features={f.name: f for f in every_feature},
+            features_by_event={k: tuple(v) for k, v in feeds.items()},
+            by_event_type={k: _index(v) for k, v in grouped.items()},
+            by_id={r.id: r for r in rules},
+            exit_event_types=frozenset(exits),
         )
 
-    def for_event(self, event_type: str) -> tuple[CompiledRule, ...]:
-        return self.by_event_type.get(event_type, ())
+    def for_event(self, event: Any) -> tuple[CompiledRule, ...]:
+        """The rules that could fire on ``event`` (all others are certain not to)."""
+        return self.by_event_type.get(event.event_type, _EMPTY).candidates(event)
+
+    def rules_for_type(self, event_type: str) -> tuple[CompiledRule, ...]:
+        """Every enabled rule triggered by ``event_type``, in file order."""
+        order = self.by_event_type.get(event_type, _EMPTY).order
+        return tuple(self.by_id[rule_id] for rule_id in sorted(order, key=order.__getitem__))

@@ -62,12 +62,27 @@ def model_type(model: type[BaseModel]) -> FieldType:
     return FieldType("record", fields=fields)
 
 
-def rule_scope(event_type: str) -> Mapping[str, FieldType]:
-    """The roots a rule triggered by ``event_type`` can read."""
+def rule_scope(
+    event_type: str,
+    *,
+    features: Mapping[str, FieldType] | None = None,
+    start_event_type: str | None = None,
+) -> Mapping[str, FieldType]:
+    """The roots an expression about an ``event_type`` event can read.
+
+    ``features`` adds ``features.<name>``; ``start_event_type`` adds ``start``, the event
+    that opened an absence wait (so an exit can be matched to its entry).
+    """
     state_fields = dict(model_type(CustomerState).fields or {})
-    state_fields.pop("profile", None)  # read it as ``profile``, one spelling only
-    return {
+    for internal in ("profile", "features", "timers", "rules", "recent_event_ids"):
+        state_fields.pop(internal, None)  # profile is read as ``profile``; the rest is ours
+    scope: dict[str, FieldType] = {
         "event": model_type(EVENT_MODELS[event_type]),
         "profile": model_type(CustomerProfile),
         "state": FieldType("record", fields=state_fields),
     }
+    if features is not None:
+        scope["features"] = FieldType("record", fields=dict(features))
+    if start_event_type is not None:
+        scope["start"] = model_type(EVENT_MODELS[start_event_type])
+    return scope

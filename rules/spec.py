@@ -1,7 +1,9 @@
 """The rule-file format as marketing ops write it (YAML), before compilation.
 
 Unknown keys are rejected (``extra="forbid"``) because in a rule file a typo such as
-``priorty`` silently changing nothing is worse than a refused deploy.
+``priorty`` silently changing nothing is worse than a refused deploy. The JSON Schema of
+this format (``rules/rule-file.schema.json``, generated from these models) lets editors
+autocomplete and flag typos before the file is ever validated.
 """
 
 from __future__ import annotations
@@ -9,52 +11,152 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from rules.durations import parse_duration
 from schemas.actions import Channel
 
+
+def _duration(value: Any) -> Any:
+    return parse_duration(value) if isinstance(value, str) else value
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_duration),
+    WithJsonSchema(
+        {"type": "string", "pattern": r"^\s*\d+\s*[smhdw]\s*$", "examples": ["30m", "7d"]}
+    ),
+]
 RuleId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
+FeatureName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 EventType = Literal["app_click", "transaction", "drop_off"]
+Aggregate = Literal["count", "sum", "avg", "min", "max", "last", "last_seen", "distinct_count"]
+Conditions = Annotated[
+    list[str],
+    BeforeValidator(lambda v: [v] if isinstance(v, str) else v),
+    Field(description="Expressions that must all hold (AND); one string or a list."),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+            "description": "Expressions that must all hold (AND); one string or a list.",
+        }
+    ),
+]
 
 
-class RuleSpec(BaseModel):
-    """One rule: when this event happens and these conditions hold, contact on this channel."""
-
+class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EventPattern(_Strict):
+    """An event type with conditions: what a sequence, an absence or a goal looks for."""
+
+    event: EventType
+    when: Conditions = []
+
+
+class FeatureSpec(_Strict):
+    """A per-customer aggregate kept up to date incrementally, optionally over a window."""
+
+    name: FeatureName = Field(description="Read in rules as features.<name>.")
+    description: str = ""
+    aggregate: Aggregate
+    event: EventType = Field(description="The event type that feeds it.")
+    value: str | None = Field(
+        default=None,
+        description="Expression of the value aggregated (not needed for count and last_seen).",
+    )
+    when: Conditions = []
+    window: Duration | None = Field(
+        default=None, description="Sliding event-time window; absent means all time."
+    )
+    bucket: Duration | None = Field(
+        default=None, description="Window granularity; by default about a sixteenth of it."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FeatureSpec:
+        needs_value = self.aggregate not in ("count", "last_seen")
+        if needs_value and self.value is None:
+            raise ValueError(f"aggregate {self.aggregate!r} needs a 'value' expression")
+        if not needs_value and self.value is not None:
+            raise ValueError(f"aggregate {self.aggregate!r} takes no 'value'")
+        if self.bucket is not None and self.window is None:
+            raise ValueError("'bucket' needs a 'window'")
+        if self.bucket is not None and self.window is not None and self.bucket > self.window:
+            raise ValueError("'bucket' must not be longer than 'window'")
+        return self
+
+
+class SequenceSpec(EventPattern):
+    """``after``: the trigger counts only if this event happened before it, within a time."""
+
+    within: Duration
+
+
+class AbsenceSpec(_Strict):
+    """``unless``: wait ``within`` after the trigger; fire only if none of ``events`` came.
+
+    Conditions of these events may read ``start.<field>``, the triggering event, to match
+    the exit to the entry (the *same* application completed, not any application).
+    """
+
+    within: Duration
+    events: Annotated[list[EventPattern], Field(min_length=1)]
+
+
+class GoalSpec(EventPattern):
+    """The outcome a contact is meant to cause, for conversion and uplift reporting."""
+
+    within: Duration
+
+
+class RuleSpec(_Strict):
+    """One rule: when this moment happens and these conditions hold, contact on a channel."""
 
     id: RuleId = Field(description="Stable identifier, lower-case: letters, digits, _ . -")
     version: int = Field(ge=1, description="Bump on every change; decisions record it.")
     description: str = ""
     owner: str | None = None
     enabled: bool = True
+    start_at: AwareDatetime | None = Field(default=None, description="Active from (event time).")
+    end_at: AwareDatetime | None = Field(default=None, description="Active until (exclusive).")
     event: EventType = Field(description="The event type that triggers the rule.")
-    when: list[str] = Field(
-        default_factory=list, description="Conditions, all of which must hold (AND)."
-    )
+    when: Conditions = []
+    after: SequenceSpec | None = None
+    unless: AbsenceSpec | None = None
     channels: Annotated[list[Channel], Field(min_length=1)] = Field(
         description="Preference order: the first channel the customer can be reached on wins."
     )
     template: Annotated[str, StringConstraints(min_length=1)]
     params: dict[str, Any] = Field(
         default_factory=dict,
-        description='Literal values, or "{{ expression }}" to read event, profile or state.',
+        description='Literals, or "{{ expression }}" to read event, profile, state, features.',
     )
     priority: int = Field(default=50, ge=0, le=100, description="Higher wins arbitration.")
-    ttl: timedelta = Field(
+    ttl: Duration = Field(
         default=timedelta(hours=24),
-        description="How long after the event the contact still makes sense.",
+        description="How long after the moment the contact still makes sense.",
     )
-
-    @field_validator("when", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
-
-    @field_validator("ttl", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> Any:
-        return parse_duration(value) if isinstance(value, str) else value
+    cooldown: Duration | None = Field(
+        default=None, description="Minimum time between two contacts of this rule to a customer."
+    )
+    max_per_customer: int | None = Field(default=None, ge=1)
+    holdout: float = Field(
+        default=0, ge=0, le=100, description="Percent of customers held out, for measuring uplift."
+    )
+    goal: GoalSpec | None = None
 
     @field_validator("channels")
     @classmethod
@@ -63,10 +165,15 @@ class RuleSpec(BaseModel):
             raise ValueError("a channel is listed twice")
         return value
 
+    @model_validator(mode="after")
+    def _dates(self) -> RuleSpec:
+        if self.start_at and self.end_at and self.end_at <= self.start_at:
+            raise ValueError("end_at must be after start_at")
+        return self
 
-class RuleFile(BaseModel):
-    """A YAML file: a list of rules under ``rules:``."""
 
-    model_config = ConfigDict(extra="forbid")
+class RuleFile(_Strict):
+    """A rule file: features and rules (either may be absent)."""
 
-    rules: list[dict[str, Any]]
+    features: list[FeatureSpec] = []
+    rules: list[RuleSpec] = []

@@ -21,6 +21,7 @@ class Outcome(StrEnum):
 
     SENT = "sent"
     SUPPRESSED = "suppressed"
+    HELD_OUT = "held_out"
 
 
 class Reason(StrEnum):
@@ -33,6 +34,9 @@ class Reason(StrEnum):
     PUSH_DISABLED = "push_disabled"
     ARBITRATION_LOST = "arbitration_lost"
     EXPIRED = "expired"
+    COOLDOWN = "cooldown"
+    MAX_PER_CUSTOMER = "max_per_customer"
+    HOLDOUT = "holdout"
 
 
 class Decision(BaseModel):

@@ -2,19 +2,64 @@
 
 It is versioned (``state_version``) because it outlives deployments: a worker must read
 records written by the previous release from the changelog. Keep it small — it is
-serialised on every update — and bounded: lists here have hard caps.
+serialised on every update — and bounded: windows are a few time buckets whose old
+buckets expire, and every list has a hard cap.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.profile import CustomerProfile
 
-#: How many recent event ids are remembered to drop re-deliveries.
-RECENT_EVENT_IDS = 64
+#: How many recent events are remembered (as short hashes of their ids) to drop re-deliveries;
+#: re-deliveries come soon after the original (producer retries, replays after a crash).
+RECENT_EVENT_IDS = 32
+#: Distinct values remembered per feature bucket (a distinct count saturates beyond it).
+DISTINCT_VALUES_PER_BUCKET = 64
+
+
+class FeatureState(BaseModel):
+    """Incremental aggregate of one declared feature for one customer.
+
+    ``buckets`` maps a bucket number (event time // bucket width) to the aggregate of the
+    events in it: ``[count, sum, min, max]``. Numbers are floats to keep the record small;
+    they come back as exact-enough decimals when a rule reads them.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    sig: str = Field(description="Fingerprint of the feature definition; a change resets it.")
+    buckets: dict[int, list[int | float]] = {}
+    distinct: dict[int, list[str]] = {}
+    last: Any = None
+    last_at: AwareDatetime | None = None
+
+
+class PendingTimer(BaseModel):
+    """An absence rule waiting to see whether the customer comes back in time.
+
+    The triggering event is kept whole: the rule's parameters and its ``unless``
+    conditions (``start.flow``) read it when the timer fires, possibly on another worker
+    after a restart or rebalance.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    rule_id: str
+    due_at: AwareDatetime
+    start_event: dict[str, Any]
+
+
+class RuleHistory(BaseModel):
+    """Contacts a rule has made to this customer: for cooldown and ``max_per_customer``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    sent: int = 0
+    last_sent_at: AwareDatetime | None = None
 
 
 class CustomerState(BaseModel):
@@ -28,6 +73,12 @@ class CustomerState(BaseModel):
     event_counts: dict[str, int] = {}
     last_seen: dict[str, AwareDatetime] = {}
     last_screen: str | None = None
+    watermark: AwareDatetime | None = Field(
+        default=None, description="Latest event time seen; events far behind it are too late."
+    )
     recent_event_ids: list[str] = []
+    features: dict[str, FeatureState] = {}
+    timers: list[PendingTimer] = []
+    rules: dict[str, RuleHistory] = {}
     contacts_sent: int = 0
     last_contact_at: AwareDatetime | None = None

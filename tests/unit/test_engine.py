@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from app.settings import EXAMPLE_RULES
 from rules.engine import apply_profile_update, decide
 from rules.loader import load_ruleset
 from rules.ruleset import Ruleset
@@ -16,13 +15,14 @@ from schemas.codec import decode_event, decode_profile
 from schemas.decisions import Outcome, Reason
 from schemas.state import CustomerState
 from tests.factories import click, drop_off, profile, transaction
+from tests.rulesets import IMMEDIATE_RULES, ruleset_from
 
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
 def examples() -> Ruleset:
-    return load_ruleset(EXAMPLE_RULES)
+    return ruleset_from(IMMEDIATE_RULES)
 
 
 def _state(**profile_overrides: Any) -> CustomerState:
@@ -47,7 +47,7 @@ def test_a_matching_rule_sends_one_action_with_its_explanation(examples: Ruleset
     assert action.expires_at == event.occurred_at + timedelta(hours=24)
     assert action.params == {
         "resume_step": 4,
-        "message": "You're 1 step(s) away from your loan decision",
+        "message": "You're 1 step(s) away",
     }
     (decision,) = verdict.decisions
     assert decision.outcome is Outcome.SENT

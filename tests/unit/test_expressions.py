@@ -118,3 +118,9 @@ def test_error_column_points_at_the_offending_part() -> None:
     with pytest.raises(ExpressionError) as caught:
         compile_expression('event.amount > 5 and event.catgory == "x"', rule_scope("transaction"))
     assert caught.value.column == len("event.amount > 5 and ")
+
+
+def test_pathological_expressions_are_refused_not_crashing() -> None:
+    for source in ("1 + " * 900 + "1", "-" * 1990 + "1", "x" * 3000):
+        with pytest.raises(ExpressionError):
+            compile_expression(source, rule_scope("transaction"))

@@ -32,13 +32,16 @@ rules:
 
 def test_the_example_pack_loads() -> None:
     ruleset = load_ruleset(EXAMPLE_RULES)
-    assert {r.id for r in ruleset.rules} >= {
+    assert {r.id for r in ruleset.rules} == {
         "loan-dropoff-rm-call",
         "loan-dropoff-digital-nudge",
         "salary-wealth-offer",
-        "large-outflow-retention",
-        "mortgage-calculator-interest",
+        "attrition-rm-retention",
+        "mortgage-calculator-rm-booking",
+        "first-card-purchase-welcome",
+        "dormant-reactivation",
     }
+    assert set(ruleset.features) >= {"wealth_screen_views_14d", "avg_balance_30d"}
     assert ruleset.version == load_ruleset(EXAMPLE_RULES).version
 
 
@@ -76,7 +79,7 @@ def test_duplicate_rule_ids_across_files_are_refused(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("rules: [\n", "YAML:"),
-        ("- just a list\n", "must be a mapping with a 'rules:' list"),
+        ("- just a list\n", "must be a mapping with a 'rules:' and/or 'features:' list"),
         ("rules: []\nextra: 1\n", "unknown top-level key 'extra'"),
     ],
 )
@@ -88,7 +91,7 @@ def test_malformed_files(tmp_path: Path, text: str, message: str) -> None:
 
 def test_validate_command_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["rules", "validate", str(EXAMPLE_RULES)]) == 0
-    assert "OK: 5 rules" in capsys.readouterr().out
+    assert "OK: 7 rules" in capsys.readouterr().out
     (tmp_path / "bad.yaml").write_text(BAD)
     assert main(["rules", "validate", str(tmp_path)]) == 1
     err = capsys.readouterr().err

@@ -5,18 +5,17 @@ import json
 
 from agents.processor import EventProcessor, InputMessage
 from app.metrics import Metrics
-from app.settings import EXAMPLE_RULES
 from app.topics import TopicNames
-from rules.loader import load_ruleset
 from schemas.actions import Channel
 from tests.factories import drop_off, profile
+from tests.rulesets import IMMEDIATE_RULES, ruleset_from
 
 TOPICS = TopicNames("kairos")
 
 
 def _processor() -> tuple[EventProcessor, Metrics]:
     metrics = Metrics()
-    return EventProcessor(TOPICS, load_ruleset(EXAMPLE_RULES), metrics), metrics
+    return EventProcessor(TOPICS, ruleset_from(IMMEDIATE_RULES), metrics), metrics
 
 
 def _message(topic: str, value: bytes, key: bytes | None = b"C1", offset: int = 0) -> InputMessage:

@@ -1,0 +1,59 @@
+"""Build rulesets from inline YAML in tests."""
+
+from __future__ import annotations
+
+import textwrap
+
+from rules.loader import compile_sources
+from rules.ruleset import Ruleset
+
+#: Immediate rules (no waits) covering every channel, for tests of the plumbing.
+IMMEDIATE_RULES = """
+rules:
+  - id: loan-dropoff-rm-call
+    version: 1
+    description: Premium customer abandoned a personal-loan application
+    event: drop_off
+    when:
+      - event.flow == "personal_loan_application"
+      - event.step >= 3
+      - profile.tier in ["affluent", "private"]
+    channels: [rm]
+    template: rm_call
+    params: {abandoned_step: "{{ event.step }}", rm_id: "{{ profile.rm_id }}"}
+    priority: 90
+    ttl: 48h
+  - id: loan-dropoff-digital-nudge
+    version: 1
+    description: Customer abandoned a personal-loan application
+    event: drop_off
+    when:
+      - event.flow == "personal_loan_application"
+      - event.step >= 3
+      - profile.tier not in ["affluent", "private"]
+    channels: [push, sms]
+    template: loan_application_resume
+    params:
+      resume_step: "{{ event.step }}"
+      message: "You're {{ event.steps_total - event.step }} step(s) away"
+    priority: 70
+  - id: mortgage-calculator-interest
+    version: 1
+    event: app_click
+    when: event.screen == "mortgage_calculator"
+    channels: [push, sms]
+    template: mortgage_advice
+    priority: 40
+    ttl: 12h
+  - id: salary-wealth-offer
+    version: 1
+    event: transaction
+    when: [event.category == "salary", event.amount >= 10000]
+    channels: [push]
+    template: wealth_offer
+    priority: 60
+"""
+
+
+def ruleset_from(text: str, name: str = "inline.yaml") -> Ruleset:
+    return compile_sources({name: textwrap.dedent(text)})
