@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import faust
 from faust.types import StreamT
 
-from agents.processor import Clock, EventProcessor, InputMessage, utc_now
+from agents.processor import EventProcessor, InputMessage
+from agents.timer_scheduler import TimerIndex, tick_message
+from app.clock import Clock, utc_now
 from app.metrics import Metrics
 from app.settings import Settings
 from app.topics import TopicNames
+from app.web import is_ready
+from rules.engine import EngineOptions
 from rules.ruleset import Ruleset
 from schemas.actions import Channel
 
@@ -47,14 +52,24 @@ def install(
 ) -> Pipeline:
     """Declare topics, the state table and the agent on ``app``."""
     topics = TopicNames(settings.topic_prefix)
-    processor = EventProcessor(topics, ruleset, metrics, clock)
+    options = EngineOptions(
+        allowed_lateness=timedelta(seconds=settings.allowed_lateness_s),
+        timer_grace=timedelta(seconds=settings.timer_grace_s),
+    )
+    processor = EventProcessor(topics, ruleset, metrics, clock, options)
     processor.swap_ruleset(ruleset)
+    timer_index = TimerIndex(options.timer_grace)
 
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     inputs = app.topic(*topics.inputs, partitions=settings.partitions, **raw)
     outputs = {
         name: app.topic(name, partitions=settings.partitions, **raw)
-        for name in (*(topics.actions(c) for c in Channel), topics.decisions, topics.dead_letter)
+        for name in (
+            *(topics.actions(c) for c in Channel),
+            topics.decisions,
+            topics.dead_letter,
+            topics.timers,
+        )
     }
     state = app.Table(
         STATE_TABLE,
@@ -82,6 +97,25 @@ def install(
             for output in processed.outputs:
                 await outputs[output.topic].send(key=output.key, value=output.value)
             processor.observe_latency(processed)
+            if processed.wake_up is not None:
+                timer_index.note(*processed.wake_up)
 
     app.agent(inputs, name="decide_and_contact", concurrency=1)(decide_and_contact)
+
+    async def wake_customers_with_due_timers() -> None:
+        """Tick each customer whose absence timer is due; re-index after a rebalance."""
+        if app.rebalancing or not is_ready(app):
+            return
+        generation = app.consumer_generation_id
+        if timer_index.generation != generation:
+            found = timer_index.rebuild(generation, state.items())
+            log.info("Indexed %d customers with pending timers (generation %s)", found, generation)
+        for tick in timer_index.pop_due(clock()):
+            key, value = tick_message(tick)
+            await outputs[topics.timers].send(key=key, value=value)
+        metrics.timers_pending.set(len(timer_index))
+
+    app.timer(settings.timer_check_interval_s, name="wake_customers_with_due_timers")(
+        wake_customers_with_due_timers
+    )
     return Pipeline(app=app, topics=topics, processor=processor, state=state, metrics=metrics)

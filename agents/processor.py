@@ -8,28 +8,26 @@ input never raises out of here — it becomes a dead-letter record.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, MutableMapping
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
+from pydantic import ValidationError
+
+from app.clock import Clock, utc_now
 from app.metrics import Metrics
 from app.topics import TopicNames
-from rules.engine import Verdict, apply_profile_update, decide
+from rules.engine import EngineOptions, Verdict, apply_profile_update, decide, fire_due_timers
 from rules.ruleset import Ruleset
 from schemas.codec import decode_event, decode_profile, decode_state, encode
 from schemas.dead_letter import DeadLetter
 from schemas.decisions import Outcome
 from schemas.errors import InvalidEventError
-from schemas.events import Event
+from schemas.timers import TimerTick
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 StateStore = MutableMapping[bytes, bytes]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -55,22 +53,30 @@ class InputMessage:
 
 @dataclass
 class Processed:
-    """What one message produced: messages to emit and latency origins to observe."""
+    """What one message produced: messages to emit, latency origins, the next wake-up."""
 
     outputs: list[Output] = field(default_factory=list)
     actions_from: list[tuple[datetime, float | None]] = field(default_factory=list)
+    #: ``(customer_id, due_at)`` of the customer's earliest pending timer, for the scheduler.
+    wake_up: tuple[str, datetime] | None = None
 
 
 class EventProcessor:
     """Decodes, decides, updates state, encodes. One instance per worker."""
 
     def __init__(
-        self, topics: TopicNames, ruleset: Ruleset, metrics: Metrics, clock: Clock = utc_now
+        self,
+        topics: TopicNames,
+        ruleset: Ruleset,
+        metrics: Metrics,
+        clock: Clock = utc_now,
+        options: EngineOptions | None = None,
     ) -> None:
         self.topics = topics
         self.ruleset = ruleset
         self.metrics = metrics
         self.clock = clock
+        self.options = options or EngineOptions()
         self._event_type_by_topic = {
             topics.for_event_type(t): t for t in ("app_click", "transaction", "drop_off")
         }
@@ -79,12 +85,14 @@ class EventProcessor:
         """Switch rules between two events: the reference swap is atomic."""
         self.ruleset = ruleset
         self.metrics.ruleset.info({"version": ruleset.version})
-        self.metrics.rules_loaded.set(sum(len(r) for r in ruleset.by_event_type.values()))
+        self.metrics.rules_loaded.set(sum(1 for rule in ruleset.rules if rule.spec.enabled))
 
     def process(self, message: InputMessage, store: StateStore) -> Processed:
         try:
             if message.topic == self.topics.profile:
                 return self._process_profile(message, store)
+            if message.topic == self.topics.timers:
+                return self._process_tick(message, store)
             return self._process_event(message, store)
         except InvalidEventError as exc:
             return self._dead_letter(message, exc)
@@ -112,35 +120,66 @@ class EventProcessor:
         key = event.customer_id.encode()
         current = store.get(key)
         verdict = decide(
-            event, decode_state(current) if current else None, self.ruleset, self.clock()
+            event,
+            decode_state(current) if current else None,
+            self.ruleset,
+            self.clock(),
+            self.options,
         )
         if verdict.duplicate:
             self.metrics.events_duplicate.labels(event.event_type).inc()
             return Processed()
+        if verdict.late:
+            self.metrics.events_late.labels(event.event_type).inc()
         store[key] = encode(verdict.state)
-        return self._emit(event, verdict, message)
+        return self._emit(verdict, key, event.event_id, (event.occurred_at, message.timestamp))
 
-    def _emit(self, event: Event, verdict: Verdict, message: InputMessage) -> Processed:
+    def _process_tick(self, message: InputMessage, store: StateStore) -> Processed:
+        try:
+            tick = TimerTick.model_validate_json(message.value)
+        except ValidationError as exc:
+            raise InvalidEventError(str(exc), message.value, error_type="invalid_tick") from exc
+        key = tick.customer_id.encode()
+        current = store.get(key)
+        if current is None:
+            return Processed()
+        verdict = fire_due_timers(decode_state(current), self.ruleset, self.clock(), self.options)
+        if verdict.timers:
+            store[key] = encode(verdict.state)
+        return self._emit(verdict, key, None, None)
+
+    def _emit(
+        self,
+        verdict: Verdict,
+        key: bytes,
+        event_id: str | None,
+        origin: tuple[datetime, float | None] | None,
+    ) -> Processed:
         processed = Processed()
-        key = event.customer_id.encode()
-        for rule in self.ruleset.for_event(event.event_type):
-            self.metrics.rule_evaluations.labels(rule.id).inc()
+        for rule_id in verdict.evaluated:
+            self.metrics.rule_evaluations.labels(rule_id).inc()
         for failure in verdict.failures:
             self.metrics.rule_errors.labels(failure.rule_id).inc()
-            log.warning(
-                "Rule %s failed on event %s: %s", failure.rule_id, event.event_id, failure.error
-            )
+            log.warning("Rule %s failed for %s: %s", failure.rule_id, key, failure.error)
+        for change in verdict.timers:
+            self.metrics.timers.labels(change.rule_id, change.change).inc()
         for decision in verdict.decisions:
             self.metrics.rule_fires.labels(decision.rule_id).inc()
             if decision.outcome is Outcome.SUPPRESSED:
                 self.metrics.suppressions.labels(decision.reason_code.value, decision.rule_id).inc()
+            elif decision.outcome is Outcome.HELD_OUT:
+                self.metrics.held_out.labels(decision.rule_id).inc()
             processed.outputs.append(Output(self.topics.decisions, key, encode(decision)))
         for action in verdict.actions:
             self.metrics.actions.labels(action.channel.value, action.rule_id).inc()
             processed.outputs.append(
                 Output(self.topics.actions(action.channel), key, encode(action))
             )
-            processed.actions_from.append((event.occurred_at, message.timestamp))
+            if origin is not None and action.trigger_event_ids == [event_id]:
+                processed.actions_from.append(origin)  # timer-fired actions waited on purpose
+        due = verdict.next_timer_due
+        if due is not None:
+            processed.wake_up = (verdict.state.customer_id, due)
         return processed
 
     def _dead_letter(self, message: InputMessage, error: InvalidEventError) -> Processed:

@@ -91,6 +91,29 @@ class Metrics:
         self.rules_loaded = Gauge(
             "kairos_rules_loaded", "Enabled rules in the live ruleset.", registry=r
         )
+        self.held_out = Counter(
+            "kairos_holdouts_total",
+            "Contacts recorded but not sent because the customer is in the rule's holdout.",
+            ["rule_id"],
+            registry=r,
+        )
+        self.events_late = Counter(
+            "kairos_events_late_total",
+            "Events too far behind the customer's newest to update windowed features.",
+            ["event_type"],
+            registry=r,
+        )
+        self.timers = Counter(
+            "kairos_timers_total",
+            "Absence timers scheduled, cancelled by the customer, fired or dropped.",
+            ["rule_id", "change"],
+            registry=r,
+        )
+        self.timers_pending = Gauge(
+            "kairos_timers_pending",
+            "Customers with an absence timer pending on this worker's partitions.",
+            registry=r,
+        )
         self.ready = Gauge(
             "kairos_worker_ready",
             "1 when partitions are assigned and state is recovered.",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EXAMPLE_RULES = Path(__file__).resolve().parent.parent / "rules" / "examples"
@@ -44,4 +44,23 @@ class Settings(BaseSettings):
     commit_interval_s: float = Field(
         default=0.5, gt=0, description="Offset commit interval: bounds re-processing after a crash."
     )
+    allowed_lateness_s: float = Field(
+        default=600.0,
+        ge=0,
+        description="Events this far behind a customer's newest still update windowed features.",
+    )
+    timer_grace_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="Absence timers fire this long after due, so a late exit event still counts.",
+    )
+    timer_check_interval_s: float = Field(
+        default=1.0, gt=0, description="How often the scheduler looks for due timers."
+    )
+    clock_origin: AwareDatetime | None = Field(
+        default=None,
+        description="Demo only: simulated time at clock_wall_origin; unset means real time.",
+    )
+    clock_wall_origin: float = Field(default=0.0, description="Demo only: Unix time of origin.")
+    clock_speed: float = Field(default=1.0, gt=0, description="Demo only: simulated s per real s.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"

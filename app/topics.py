@@ -45,6 +45,11 @@ class TopicNames:
         """Deployed ruleset bundles and the live pointer (see ``schemas.deployment``)."""
         return self._name("rules")
 
+    @property
+    def timers(self) -> str:
+        """Internal wake-up calls for due absence timers, co-partitioned with the inputs."""
+        return self._name("internal.timers")
+
     def actions(self, channel: Channel) -> str:
         return self._name(f"actions.{channel.value}")
 
@@ -57,7 +62,7 @@ class TopicNames:
 
     @property
     def inputs(self) -> tuple[str, ...]:
-        return (*self.event_inputs, self.profile)
+        return (*self.event_inputs, self.profile, self.timers)
 
     @property
     def outputs(self) -> tuple[str, ...]:

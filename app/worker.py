@@ -7,6 +7,7 @@ import logging
 import faust
 
 from app import web
+from app.clock import clock_from
 from app.faust_app import create_app
 from app.metrics import Metrics
 from app.rules_registry import startup_ruleset
@@ -28,7 +29,7 @@ def build(settings: Settings) -> tuple[faust.App, Metrics]:
     ruleset = startup_ruleset(settings)
     app = create_app(settings)
     metrics = Metrics()
-    installed = pipeline.install(app, settings, ruleset, metrics)
+    installed = pipeline.install(app, settings, ruleset, metrics, clock_from(settings))
     rules_watcher.install(app, settings, installed.processor, metrics)
     web.install(app, metrics)
     return app, metrics

@@ -1,0 +1,61 @@
+"""Wakes customers whose absence timers are due, by producing a tick to their partition.
+
+The timers themselves live in the customer's state (durable, changelog-backed); this is
+only an in-memory index of when to look. It is rebuilt from the local state after every
+rebalance or restart, so a timer survives both, and a tick is idempotent — the state
+decides whether anything is still due — so duplicate or stale ticks cost nothing.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from schemas.codec import decode_state, encode
+from schemas.timers import TimerTick
+
+log = logging.getLogger(__name__)
+
+_HAS_TIMERS = b'"timers":[{'
+
+
+class TimerIndex:
+    """A min-heap of (due time, customer id); may hold stale entries, never misses one."""
+
+    def __init__(self, grace: timedelta) -> None:
+        self.grace = grace
+        self._heap: list[tuple[datetime, str]] = []
+        self.generation: int | None = None
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def note(self, customer_id: str, due_at: datetime) -> None:
+        heapq.heappush(self._heap, (due_at, customer_id))
+
+    def rebuild(self, generation: int, records: Iterable[tuple[bytes, bytes | None]]) -> int:
+        """Re-index every local customer with a pending timer; returns how many."""
+        self._heap = []
+        for _, raw in records:
+            if raw is None or _HAS_TIMERS not in raw:
+                continue
+            state = decode_state(raw)
+            if state.timers:
+                self.note(state.customer_id, min(t.due_at for t in state.timers))
+        self.generation = generation
+        return len(self._heap)
+
+    def pop_due(self, now: datetime) -> list[TimerTick]:
+        """Ticks for every customer with a timer due (plus grace) by ``now``."""
+        ticks: dict[str, TimerTick] = {}
+        while self._heap and self._heap[0][0] + self.grace <= now:
+            due_at, customer_id = heapq.heappop(self._heap)
+            ticks.setdefault(customer_id, TimerTick(customer_id=customer_id, due_at=due_at))
+        return list(ticks.values())
+
+
+def tick_message(tick: TimerTick) -> tuple[bytes, bytes]:
+    """Key and value of a tick: keyed by customer, so it lands on the customer's partition."""
+    return tick.customer_id.encode(), encode(tick)
