@@ -31,7 +31,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         DemoOptions(
             customers=args.customers,
             seed=args.seed,
-            rate=args.rate,
+            speed=args.speed,
             duration=args.duration,
             web_port=args.web_port,
             rules_path=args.rules,
@@ -198,6 +198,35 @@ def _cmd_rules_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_rules_test(args: argparse.Namespace) -> int:
+    import rules.testing as rule_testing
+    from rules.loader import load_ruleset
+
+    try:
+        ruleset = load_ruleset(args.path)
+    except RuleFileError as exc:
+        return _print_problems(exc)
+    results = rule_testing.run_all(args.path, ruleset)
+    if not results:
+        print(f"no rule tests found under {args.path}/tests/", file=sys.stderr)
+        return 1
+    for result in results:
+        mark = "PASS" if result.passed else "FAIL"
+        print(f"{mark}  {result.file}:{result.line}  {result.name}")
+        for failure in result.failures:
+            print(f"        {failure}")
+    failed = sum(not r.passed for r in results)
+    print(f"\n{len(results) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def _cmd_rules_schema(args: argparse.Namespace) -> int:
+    from rules.file_schema import write
+
+    print(write())
+    return 0
+
+
 def _cmd_schemas_export(args: argparse.Namespace) -> int:
     from schemas.jsonschema_export import write
 
@@ -220,9 +249,14 @@ def parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="embedded broker + worker + synthetic traffic, actions shown live"
     )
-    demo.add_argument("--customers", type=int, default=300)
+    demo.add_argument("--customers", type=int, default=2000)
     demo.add_argument("--seed", type=int, default=7)
-    demo.add_argument("--rate", type=float, default=200.0, help="events per second")
+    demo.add_argument(
+        "--speed",
+        type=float,
+        default=300.0,
+        help="simulated seconds per real second (300: a 30-minute wait takes 6 s)",
+    )
     demo.add_argument("--duration", type=float, default=0.0, help="seconds; 0 = until Ctrl-C")
     demo.add_argument("--web-port", type=int, default=6066)
     demo.add_argument(
@@ -238,6 +272,13 @@ def parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("path", type=Path)
     validate.set_defaults(handler=_cmd_rules_validate)
+
+    test = rules.add_parser("test", help="run the rule tests in PATH/tests/ (offline)")
+    test.add_argument("path", type=Path)
+    test.set_defaults(handler=_cmd_rules_test)
+
+    schema = rules.add_parser("schema", help="regenerate rules/rule-file.schema.json")
+    schema.set_defaults(handler=_cmd_rules_schema)
 
     deploy = rules.add_parser(
         "deploy", help="validate rule files, then make them live on every worker (no restart)"
