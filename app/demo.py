@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
@@ -28,7 +28,13 @@ from app.admin import ensure_topics
 from app.broker import EmbeddedBroker
 from app.processes import WorkerProcess
 from app.settings import EXAMPLE_RULES
-from app.synthetic import SyntheticConfig, SyntheticRecord, poison_messages, traffic
+from app.synthetic import (
+    DEFAULT_START,
+    SyntheticConfig,
+    SyntheticRecord,
+    poison_messages,
+    traffic,
+)
 from app.topics import TopicNames
 from schemas.actions import Channel
 from schemas.codec import encode, encode_event
@@ -37,13 +43,14 @@ from schemas.profile import CustomerProfile
 PARTITIONS = 4
 _SUMMARY_EVERY_S = 10.0
 _POISON_EVERY = 500  # one bad message per this many events, to show the dead-letter path
+_PERIOD_DAYS = 14  # under 30 days, so the generator spreads salaries across the period
 
 
 @dataclass(frozen=True)
 class DemoOptions:
-    customers: int = 300
+    customers: int = 2000
     seed: int = 7
-    rate: float = 200.0
+    speed: float = 300.0
     duration: float = 0.0
     web_port: int = 6066
     rules_path: Path | None = None
@@ -97,13 +104,16 @@ def _watch(bootstrap: str, topics: TopicNames, stop: threading.Event, counts: Co
         consumer.close()
 
 
-def _summary(counts: Counter[str], produced: int, started: float) -> str:
+def _summary(counts: Counter[str], produced: int, started: float, timeline: _Timeline) -> str:
     actions = {c.value: counts.get(f"action:{c.value}", 0) for c in Channel}
     suppressed = sum(v for k, v in counts.items() if k.startswith("decision:suppressed"))
+    held_out = sum(v for k, v in counts.items() if k.startswith("decision:held_out"))
     return (
-        f"[{time.monotonic() - started:6.0f}s] events produced {produced}, "
+        f"[{time.monotonic() - started:5.0f}s | simulated {timeline.now():%a %d %b %H:%M}] "
+        f"events {produced}, "
         f"actions sms={actions['sms']} push={actions['push']} rm={actions['rm']}, "
-        f"suppressed {suppressed}, dead letters {counts.get('dead_letter', 0)}"
+        f"suppressed {suppressed}, held out {held_out}, "
+        f"dead letters {counts.get('dead_letter', 0)}"
     )
 
 
@@ -114,6 +124,7 @@ def run_demo(options: DemoOptions) -> int:
     signal.signal(signal.SIGTERM, stop)
     workdir = Path(tempfile.mkdtemp(prefix="kairos-demo-"))
     topics = TopicNames("kairos")
+    timeline = _Timeline(DEFAULT_START, time.time(), options.speed)
     print(f"Kairos demo — logs and state in {workdir}")
     with EmbeddedBroker(log_path=workdir / "broker.log") as broker:
         print(f"Embedded broker (Tansu, pid {broker.pid}) on {broker.bootstrap}")
@@ -124,13 +135,17 @@ def run_demo(options: DemoOptions) -> int:
             "KAIROS_PARTITIONS": str(PARTITIONS),
             "KAIROS_STATE_DIR": str(workdir / "state"),
             "KAIROS_RULES_PATH": str(options.rules_path or EXAMPLE_RULES),
+            # The worker's clock runs in the same simulated time as the events.
+            "KAIROS_CLOCK_ORIGIN": timeline.origin.isoformat(),
+            "KAIROS_CLOCK_WALL_ORIGIN": repr(timeline.wall_origin),
+            "KAIROS_CLOCK_SPEED": repr(options.speed),
         }
         with WorkerProcess(env, options.web_port, workdir / "worker.log") as worker:
             print(f"Worker pid {worker.pid} starting; metrics at {worker.base_url}/metrics")
             took = worker.wait_ready()
             print(
-                f"Worker ready in {took:.1f}s. "
-                f"Producing synthetic traffic at {options.rate:.0f} events/s.\n"
+                f"Worker ready in {took:.1f}s. Replaying {options.customers} synthetic customers "
+                f"at {options.speed:g}x (one simulated hour every {3600 / options.speed:.0f}s).\n"
             )
             counts: Counter[str] = Counter()
             watcher = threading.Thread(
@@ -138,31 +153,53 @@ def run_demo(options: DemoOptions) -> int:
             )
             watcher.start()
             started = time.monotonic()
-            produced = _produce(broker.bootstrap, topics, options, stop.event, counts)
+            produced = _produce(broker.bootstrap, topics, options, timeline, stop.event, counts)
             time.sleep(1.0)  # let the last actions arrive before the final summary
             stop.event.set()
             watcher.join(timeout=5)
-            print("\n" + _summary(counts, produced, started))
+            print("\n" + _summary(counts, produced, started, timeline))
             print("Stopping worker and broker...")
     print("Stopped.")
     return 0
 
 
+@dataclass(frozen=True)
+class _Timeline:
+    """Simulated time = origin + (wall - wall_origin) * speed, for the demo and its worker."""
+
+    origin: datetime
+    wall_origin: float
+    speed: float
+
+    def now(self) -> datetime:
+        return self.origin + timedelta(seconds=(time.time() - self.wall_origin) * self.speed)
+
+    def wall_time_of(self, moment: datetime) -> float:
+        return self.wall_origin + (moment - self.origin).total_seconds() / self.speed
+
+
 def _endless_traffic(options: DemoOptions) -> Iterator[SyntheticRecord]:
-    """Synthetic weeks back to back (a new seed each), so the demo runs until stopped."""
-    for week in itertools.count():
-        config = SyntheticConfig(seed=options.seed + week, customers=options.customers, days=7.0)
-        yield from traffic(config)
+    """Synthetic fortnights back to back (a new seed each), so the demo runs until stopped."""
+    for period in itertools.count():
+        yield from traffic(
+            SyntheticConfig(
+                seed=options.seed + period,
+                customers=options.customers,
+                start=DEFAULT_START + timedelta(days=_PERIOD_DAYS * period),
+                days=float(_PERIOD_DAYS),
+            )
+        )
 
 
 def _produce(
     bootstrap: str,
     topics: TopicNames,
     options: DemoOptions,
+    timeline: _Timeline,
     stop: threading.Event,
     counts: Counter[str],
 ) -> int:
-    """Play the synthetic day at ``options.rate``, re-timed to now so actions are current."""
+    """Produce each record when the simulated clock reaches it, with its simulated times."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
     poison = itertools.cycle(list(poison_messages(random.Random(options.seed))))
     started = time.monotonic()
@@ -174,14 +211,16 @@ def _produce(
                 options.duration and time.monotonic() - started > options.duration
             ):
                 break
-            now = datetime.now(UTC)
+            delay = timeline.wall_time_of(record.at) - time.time()
+            if delay > 0 and stop.wait(delay):
+                break
             if isinstance(record.model, CustomerProfile):
-                profile = record.model.model_copy(update={"updated_at": now})
+                profile = record.model
                 producer.send(
                     topics.profile, key=profile.customer_id.encode(), value=encode(profile)
                 )
                 continue
-            event = record.model.model_copy(update={"occurred_at": now})
+            event = record.model
             producer.send(
                 topics.for_event_type(event.event_type),
                 key=event.customer_id.encode(),
@@ -192,12 +231,8 @@ def _produce(
                 key, raw = next(poison)
                 producer.send(topics.drop_off, key=key, value=raw)
             if time.monotonic() >= next_summary:
-                print(_summary(counts, produced, started), flush=True)
+                print(_summary(counts, produced, started, timeline), flush=True)
                 next_summary += _SUMMARY_EVERY_S
-            # pace: sleep until this event's slot at the chosen rate
-            delay = started + produced / options.rate - time.monotonic()
-            if delay > 0:
-                stop.wait(delay)
     finally:
         producer.flush()
         producer.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import textwrap
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -123,8 +124,14 @@ def kairos(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[Callable[..., Kai
     """Factory: ``kairos(rules_path=...)`` gives an isolated Kairos on the shared broker."""
     made: list[KairosUnderTest] = []
 
-    def make(rules_path: Path = EXAMPLE_RULES) -> KairosUnderTest:
+    def make(
+        rules_path: Path = EXAMPLE_RULES, rules_yaml: str | None = None, **env: str
+    ) -> KairosUnderTest:
         name = f"t{next(_counter)}x{int(time.time() * 1000) % 10**8}"
+        if rules_yaml is not None:
+            rules_path = tmp_path / f"rules-{name}"
+            rules_path.mkdir()
+            (rules_path / "rules.yaml").write_text(textwrap.dedent(rules_yaml))
         topics = TopicNames(name)
         ensure_topics(broker.bootstrap, topics, PARTITIONS)
         env = {
@@ -135,6 +142,7 @@ def kairos(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[Callable[..., Kai
             "KAIROS_PARTITIONS": str(PARTITIONS),
             "KAIROS_STATE_DIR": str(tmp_path / "state"),
             "KAIROS_RULES_PATH": str(rules_path),
+            **env,
         }
         under_test = KairosUnderTest(broker, topics, env, tmp_path)
         made.append(under_test)

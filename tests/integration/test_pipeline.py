@@ -10,6 +10,7 @@ import pytest
 
 from schemas.actions import Channel
 from tests.factories import click, drop_off, profile, transaction
+from tests.rulesets import IMMEDIATE_RULES
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +22,7 @@ def _on(records: Records, topic: str) -> list[dict[str, Any]]:
 
 
 def test_events_become_actions_on_all_three_channels(kairos: Any) -> None:
-    k = kairos()
+    k = kairos(rules_yaml=IMMEDIATE_RULES)
     k.start_worker()
     t = k.topics
     consent_all = {"sms": True, "push": True, "rm": True}
@@ -70,7 +71,7 @@ def test_events_become_actions_on_all_three_channels(kairos: Any) -> None:
 
 
 def test_redelivered_event_is_not_contacted_twice(kairos: Any) -> None:
-    k = kairos()
+    k = kairos(rules_yaml=IMMEDIATE_RULES)
     k.start_worker()
     t = k.topics
     k.send_profiles(profile("C-DUP"))
@@ -108,7 +109,7 @@ POISON: list[tuple[str, bytes | None, bytes]] = [
 def test_poison_messages_reach_the_dead_letter_topic_and_the_worker_keeps_going(
     kairos: Any,
 ) -> None:
-    k = kairos()
+    k = kairos(rules_yaml=IMMEDIATE_RULES)
     worker = k.start_worker()
     t = k.topics
     for _, key, raw in POISON:
