@@ -8,6 +8,7 @@ past a message still in flight (faust-streaming #606).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -94,8 +95,14 @@ def install(
                 ),
                 state,
             )
-            for output in processed.outputs:
+            deliveries = [
                 await outputs[output.topic].send(key=output.key, value=output.value)
+                for output in processed.outputs
+            ]
+            if deliveries:
+                await asyncio.gather(*deliveries)  # acknowledged by the broker: now state may move
+            if processed.state is not None:
+                state[processed.state[0]] = processed.state[1]
             processor.observe_latency(processed)
             if processed.wake_up is not None:
                 timer_index.note(*processed.wake_up)

@@ -8,7 +8,7 @@ input never raises out of here — it becomes a dead-letter record.
 from __future__ import annotations
 
 import logging
-from collections.abc import MutableMapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -27,7 +27,7 @@ from schemas.timers import TimerTick
 
 log = logging.getLogger(__name__)
 
-StateStore = MutableMapping[bytes, bytes]
+StateStore = Mapping[bytes, bytes]
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,9 @@ class Processed:
     actions_from: list[tuple[datetime, float | None]] = field(default_factory=list)
     #: ``(customer_id, due_at)`` of the customer's earliest pending timer, for the scheduler.
     wake_up: tuple[str, datetime] | None = None
+    #: ``(key, state bytes)`` to store — only once every output is acknowledged, so a crash
+    #: in between re-processes the message (same ids) instead of losing its contacts.
+    state: tuple[bytes, bytes] | None = None
 
 
 class EventProcessor:
@@ -103,8 +106,7 @@ class EventProcessor:
         key = profile.customer_id.encode()
         current = store.get(key)
         state = apply_profile_update(decode_state(current) if current else None, profile)
-        store[key] = encode(state)
-        return Processed()
+        return Processed(state=(key, encode(state)))
 
     def _process_event(self, message: InputMessage, store: StateStore) -> Processed:
         event = decode_event(message.value, message.key)
@@ -131,8 +133,9 @@ class EventProcessor:
             return Processed()
         if verdict.late:
             self.metrics.events_late.labels(event.event_type).inc()
-        store[key] = encode(verdict.state)
-        return self._emit(verdict, key, event.event_id, (event.occurred_at, message.timestamp))
+        processed = self._emit(verdict, key, event.event_id, (event.occurred_at, message.timestamp))
+        processed.state = (key, encode(verdict.state))
+        return processed
 
     def _process_tick(self, message: InputMessage, store: StateStore) -> Processed:
         try:
@@ -144,9 +147,10 @@ class EventProcessor:
         if current is None:
             return Processed()
         verdict = fire_due_timers(decode_state(current), self.ruleset, self.clock(), self.options)
+        processed = self._emit(verdict, key, None, None)
         if verdict.timers:
-            store[key] = encode(verdict.state)
-        return self._emit(verdict, key, None, None)
+            processed.state = (key, encode(verdict.state))
+        return processed
 
     def _emit(
         self,

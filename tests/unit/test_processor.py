@@ -27,13 +27,17 @@ def _message(topic: str, value: bytes, key: bytes | None = b"C1", offset: int = 
 def test_profile_then_event_produces_a_decision_and_an_action() -> None:
     processor, metrics = _processor()
     store: dict[bytes, bytes] = {}
-    processor.process(_message(TOPICS.profile, json.dumps(profile("C1")).encode()), store)
+    first = processor.process(_message(TOPICS.profile, json.dumps(profile("C1")).encode()), store)
+    assert first.outputs == [] and first.state is not None
+    store[first.state[0]] = first.state[1]
     processed = processor.process(
         _message(TOPICS.drop_off, json.dumps(drop_off("C1", step=4)).encode()), store
     )
     assert [o.topic for o in processed.outputs] == [TOPICS.decisions, TOPICS.actions(Channel.PUSH)]
     assert all(o.key == b"C1" for o in processed.outputs)
-    assert json.loads(store[b"C1"])["event_counts"] == {"drop_off": 1}
+    assert store[b"C1"] == first.state[1], "the processor never writes state itself"
+    assert processed.state is not None and processed.state[0] == b"C1"
+    assert json.loads(processed.state[1])["event_counts"] == {"drop_off": 1}
     sample = metrics.registry.get_sample_value
     assert (
         sample("kairos_actions_total", {"channel": "push", "rule_id": "loan-dropoff-digital-nudge"})
