@@ -48,10 +48,15 @@ class EngineOptions:
 
 @dataclass(frozen=True)
 class EvaluationContext:
-    """The roots an expression reads, and event time as ``now``."""
+    """The roots an expression reads, and event time as ``now``.
+
+    ``memo`` caches condition results for this one moment: the ruleset shares one compiled
+    object per distinct condition text, so a condition many rules repeat runs once.
+    """
 
     roots: Mapping[str, Any]
     now: datetime
+    memo: dict[int, bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,14 @@ class _Fired:
 
 
 def _holds(conditions: Any, context: EvaluationContext) -> bool:
-    return all(condition.evaluate(context) for condition in conditions)
+    memo = context.memo
+    for condition in conditions:
+        result = memo.get(id(condition))
+        if result is None:
+            result = memo[id(condition)] = bool(condition.evaluate(context))
+        if not result:
+            return False
+    return True
 
 
 def _evidence(rule: CompiledRule, context: EvaluationContext) -> dict[str, Any]:

@@ -259,7 +259,10 @@ class _Compiler:
         if self.paths and self.paths[-1] == ast.unparse(node.value):
             self.paths[-1] = ast.unparse(node)
         name = node.attr
-        return (lambda c: read_field(parent(c), name)), child_type
+        if parent_type.open_keys:  # a map (event_counts.app_click): key access
+            return (lambda c: None if (p := parent(c)) is None else p.get(name)), child_type
+        # a record: attribute access, and getattr(None, name, None) is None — null-safe for free
+        return (lambda c: getattr(parent(c), name, None)), child_type
 
     def _Compare(self, node: ast.Compare) -> tuple[Evaluator, FieldType]:
         left, left_type = self.compile(node.left)

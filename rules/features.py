@@ -226,6 +226,15 @@ class FeatureView(Mapping[str, Any]):
         self._at = at
         self._cache: dict[str, Any] = {}
 
+    def __getattr__(self, name: str) -> Any:
+        """``features.x`` compiles to attribute access, like every other record."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError:
+            return None
+
     def __getitem__(self, name: str) -> Any:
         if name not in self._cache:
             feature = self._features[name]

@@ -12,6 +12,8 @@ declared features.
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -381,8 +383,17 @@ class _Compiler:
         conditions = self._conditions(entry, ("after", "when"), spec.after.when, scope, label)
         if conditions is None:
             return None
+        # Rules waiting for the same earlier event share one feature: each feature costs
+        # an update on every event of its type.
+        key = hashlib.blake2b(
+            json.dumps([spec.after.event, spec.after.when]).encode(), digest_size=6
+        ).hexdigest()
+        name = f"_after_{key}"
+        existing = next((f for f in self.hidden if f.name == name), None)
+        if existing is not None:
+            return CompiledSequence(existing.name, spec.after.within)
         hidden = FeatureSpec.model_construct(
-            name=f"_after_{spec.id}",
+            name=name,
             description="",
             aggregate="last_seen",
             event=spec.after.event,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -96,17 +96,20 @@ class RuleIndex:
     always: tuple[CompiledRule, ...]
     by_field: Mapping[str, Mapping[str, tuple[CompiledRule, ...]]]
     order: Mapping[str, int]
+    position: Mapping[int, int] = field(default_factory=dict)  # id(rule) -> file order
 
     def candidates(self, event: Any) -> tuple[CompiledRule, ...]:
         if not self.by_field:
             return self.always
-        found = list(self.always)
+        parts = [self.always] if self.always else []
         for name, table in self.by_field.items():
             value = getattr(event, name, None)
-            if isinstance(value, str):
-                found.extend(table.get(value, ()))
-        if len(found) > 1:
-            found.sort(key=lambda rule: self.order[rule.id])
+            if isinstance(value, str) and value in table:
+                parts.append(table[value])
+        if len(parts) == 1:
+            return parts[0]  # one source: already in file order
+        found = [rule for part in parts for rule in part]
+        found.sort(key=lambda rule: self.position[id(rule)])
         return tuple(found)
 
 
@@ -125,10 +128,23 @@ def _index(rules: list[CompiledRule]) -> RuleIndex:
         always=tuple(always),
         by_field={n: {v: tuple(r) for v, r in t.items()} for n, t in by_field.items()},
         order={rule.id: i for i, rule in enumerate(rules)},
+        position={id(rule): i for i, rule in enumerate(rules)},
     )
 
 
 _EMPTY = RuleIndex((), {}, {})
+
+
+def _share_conditions(rules: list[CompiledRule]) -> list[CompiledRule]:
+    """One compiled object per distinct (event type, condition text), so results can be memoised."""
+    pool: dict[tuple[str, str], CompiledExpression] = {}
+    shared = []
+    for rule in rules:
+        conditions = tuple(
+            pool.setdefault((rule.spec.event, c.source.strip()), c) for c in rule.conditions
+        )
+        shared.append(replace(rule, conditions=conditions))
+    return shared
 
 
 @dataclass(frozen=True)
@@ -159,6 +175,7 @@ class Ruleset:
         }
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
         every_feature = [*features, *(hidden_features or [])]
+        rules = _share_conditions(rules)
         enabled = [r for r in rules if r.spec.enabled]
         grouped: dict[str, list[CompiledRule]] = {}
         for rule in enabled:
