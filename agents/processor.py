@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from app.clock import Clock, utc_now
 from app.metrics import Metrics
 from app.topics import TopicNames
-from rules.engine import EngineOptions, Verdict, apply_profile_update, decide, fire_due_timers
+from rules.engine import EngineOptions, Verdict, decide, fire_due_timers, update_profile
 from rules.ruleset import Ruleset
 from schemas.codec import decode_event, decode_profile, decode_state, encode
 from schemas.dead_letter import DeadLetter
@@ -105,8 +105,16 @@ class EventProcessor:
         self.metrics.events_consumed.labels("profile").inc()
         key = profile.customer_id.encode()
         current = store.get(key)
-        state = apply_profile_update(decode_state(current) if current else None, profile)
-        return Processed(state=(key, encode(state)))
+        verdict = update_profile(
+            decode_state(current) if current else None,
+            profile,
+            self.ruleset,
+            self.clock(),
+            self.options,
+        )
+        processed = self._emit(verdict, key, None, None)
+        processed.state = (key, encode(verdict.state))
+        return processed
 
     def _process_event(self, message: InputMessage, store: StateStore) -> Processed:
         event = decode_event(message.value, message.key)
@@ -174,6 +182,9 @@ class EventProcessor:
             elif decision.outcome is Outcome.HELD_OUT:
                 self.metrics.held_out.labels(decision.rule_id).inc()
             processed.outputs.append(Output(self.topics.decisions, key, encode(decision)))
+        for conversion in verdict.conversions:
+            self.metrics.conversions.labels(conversion.rule_id, conversion.group).inc()
+            processed.outputs.append(Output(self.topics.conversions, key, encode(conversion)))
         for action in verdict.actions:
             self.metrics.actions.labels(action.channel.value, action.rule_id).inc()
             processed.outputs.append(
@@ -181,9 +192,8 @@ class EventProcessor:
             )
             if origin is not None and action.trigger_event_ids == [event_id]:
                 processed.actions_from.append(origin)  # timer-fired actions waited on purpose
-        due = verdict.next_timer_due
-        if due is not None:
-            processed.wake_up = (verdict.state.customer_id, due)
+        if verdict.wake_up_at is not None:
+            processed.wake_up = (verdict.state.customer_id, verdict.wake_up_at)
         return processed
 
     def _dead_letter(self, message: InputMessage, error: InvalidEventError) -> Processed:

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from rules.engine import fires_at
 from schemas.codec import decode_state, encode
 from schemas.timers import TimerTick
 
@@ -22,7 +23,10 @@ _HAS_TIMERS = b'"timers":[{'
 
 
 class TimerIndex:
-    """A min-heap of (due time, customer id); may hold stale entries, never misses one."""
+    """A min-heap of (wake-up time, customer id); may hold stale entries, never misses one.
+
+    ``grace`` is only needed to re-derive wake-up times from stored timers on a rebuild.
+    """
 
     def __init__(self, grace: timedelta) -> None:
         self.grace = grace
@@ -43,14 +47,14 @@ class TimerIndex:
                 continue
             state = decode_state(raw)
             if state.timers:
-                self.note(state.customer_id, min(t.due_at for t in state.timers))
+                self.note(state.customer_id, min(fires_at(t, self.grace) for t in state.timers))
         self.generation = generation
         return len(self._heap)
 
     def pop_due(self, now: datetime) -> list[TimerTick]:
-        """Ticks for every customer with a timer due (plus grace) by ``now``."""
+        """Ticks for every customer with a timer to fire by ``now``."""
         ticks: dict[str, TimerTick] = {}
-        while self._heap and self._heap[0][0] + self.grace <= now:
+        while self._heap and self._heap[0][0] <= now:
             due_at, customer_id = heapq.heappop(self._heap)
             ticks.setdefault(customer_id, TimerTick(customer_id=customer_id, due_at=due_at))
         return list(ticks.values())

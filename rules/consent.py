@@ -7,6 +7,7 @@ one that can.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from schemas.actions import Channel
@@ -23,25 +24,45 @@ class Reachability:
     explanation: str
 
 
-def choose_channel(profile: CustomerProfile | None, preferences: list[Channel]) -> Reachability:
-    """First channel in preference order the customer agreed to and can receive."""
+def channel_consented(profile: CustomerProfile, channel: Channel) -> bool:
+    """Whether marketing on ``channel`` is allowed at all (consent, opt-out)."""
+    return not profile.marketing_opt_out and bool(getattr(profile.consent, channel.value))
+
+
+def choose_channel(
+    profile: CustomerProfile | None,
+    preferences: list[Channel],
+    capped: Mapping[Channel, str] | None = None,
+) -> Reachability:
+    """First usable channel in preference order: consented, receivable, not capped.
+
+    When none is, the most telling reason why.
+    """
     if profile is None:
         return Reachability(None, Reason.NO_PROFILE, "no profile known yet, so no consent")
     if profile.marketing_opt_out:
         return Reachability(None, Reason.MARKETING_OPT_OUT, "customer opted out of marketing")
-    refused: list[str] = []
-    only_push_disabled = True
+    capped = capped or {}
+    refused: list[tuple[Reason, str]] = []
     for channel in preferences:
-        if not getattr(profile.consent, channel.value):
-            refused.append(f"{channel.value}: no consent")
-            only_push_disabled = False
+        if not channel_consented(profile, channel):
+            refused.append((Reason.NO_CONSENT, f"{channel.value}: no consent"))
         elif channel is Channel.PUSH and not profile.push_enabled:
-            refused.append("push: notifications disabled on device")
+            refused.append((Reason.PUSH_DISABLED, "push: notifications disabled on device"))
         elif channel is Channel.RM and profile.rm_id is None and profile.branch_id is None:
-            refused.append("rm: no relationship manager or branch assigned")
-            only_push_disabled = False
+            refused.append((Reason.NO_CONSENT, "rm: no relationship manager or branch assigned"))
+        elif channel in capped:
+            refused.append((Reason.FREQUENCY_CAP, f"{channel.value}: {capped[channel]}"))
         else:
-            skipped = f" (skipped {', '.join(refused)})" if refused else ""
+            skipped = f" (skipped {', '.join(text for _, text in refused)})" if refused else ""
             return Reachability(channel, Reason.RULE_MATCHED, f"via {channel.value}{skipped}")
-    code = Reason.PUSH_DISABLED if only_push_disabled else Reason.NO_CONSENT
-    return Reachability(None, code, "; ".join(refused))
+    codes = {code for code, _ in refused}
+    # Reachable but capped says more than "no consent"; all-push-disabled says what to fix.
+    code = (
+        Reason.FREQUENCY_CAP
+        if Reason.FREQUENCY_CAP in codes
+        else Reason.PUSH_DISABLED
+        if codes == {Reason.PUSH_DISABLED}
+        else Reason.NO_CONSENT
+    )
+    return Reachability(None, code, "; ".join(text for _, text in refused))

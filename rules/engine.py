@@ -20,20 +20,31 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from rules.consent import choose_channel
+from rules.consent import channel_consented, choose_channel
 from rules.expressions import read_field
 from rules.features import FeatureView
+from rules.policy import remember_contact
 from rules.ruleset import CompiledPattern, CompiledRule, Ruleset
 from rules.state_update import apply_event, apply_profile, is_duplicate, new_state
-from schemas.actions import Action, derive_action_id
+from schemas.actions import Action, Channel, derive_action_id
 from schemas.codec import EVENT_ADAPTER
+from schemas.conversions import Conversion
 from schemas.decisions import Decision, Outcome, Reason
 from schemas.events import Event
 from schemas.profile import CustomerProfile
-from schemas.state import CustomerState, FeatureState, PendingTimer, RuleHistory
+from schemas.state import (
+    PENDING_GOALS,
+    CustomerState,
+    FeatureState,
+    PendingGoal,
+    PendingTimer,
+    RuleHistory,
+)
 
 log = logging.getLogger(__name__)
+_UTC = ZoneInfo("UTC")
 
 
 @dataclass(frozen=True)
@@ -87,10 +98,10 @@ class Verdict:
     late: bool = False
     failures: list[RuleFailure] = field(default_factory=list)
     timers: list[TimerChange] = field(default_factory=list)
+    conversions: list[Conversion] = field(default_factory=list)
 
-    @property
-    def next_timer_due(self) -> datetime | None:
-        return min((t.due_at for t in self.state.timers), default=None)
+    #: When the customer's earliest pending timer should fire (for the scheduler).
+    wake_up_at: datetime | None = None
 
 
 @dataclass
@@ -144,17 +155,30 @@ def apply_profile_update(state: CustomerState | None, profile: CustomerProfile) 
     return apply_profile(state or new_state(profile.customer_id), profile)
 
 
+def fires_at(timer: PendingTimer, grace: timedelta) -> datetime:
+    """When a timer fires: absence waits ``grace`` late, deferred contacts on time.
+
+    The grace lets a late exit event still cancel the wait; a deferred contact has nothing
+    to wait for once its quiet hours end.
+    """
+    return timer.due_at + grace if timer.kind == "absence" else timer.due_at
+
+
 class _Decider:
     """One call of :func:`decide` or :func:`fire_due_timers`: accumulates its outputs."""
 
-    def __init__(self, state: CustomerState, ruleset: Ruleset, now: datetime) -> None:
+    def __init__(
+        self, state: CustomerState, ruleset: Ruleset, now: datetime, grace: timedelta
+    ) -> None:
         self.state = state
         self.ruleset = ruleset
         self.now = now
+        self.grace = grace
         self.decisions: list[Decision] = []
         self.actions: list[Action] = []
         self.failures: list[RuleFailure] = []
         self.timers: list[TimerChange] = []
+        self.conversions: list[Conversion] = []
 
     def context(
         self, event: Event, features: Mapping[str, FeatureState], start: Event | None = None
@@ -185,14 +209,23 @@ class _Decider:
     # -- settling one moment: policy, arbitration, holdout, expiry ---------------------------
 
     def settle(self, fired: list[_Fired]) -> None:
-        """Decide who among the rules fired at one moment gets to contact the customer."""
+        """Decide who among the rules fired at one moment gets to contact the customer.
+
+        Consent, reachability, caps and per-rule limits first (a rule that may not contact
+        never wins); then one contact per moment — the highest priority, ties by rule id —
+        then expiry, holdout and quiet hours for the winner.
+        """
         if not fired:
             return
-        customer_id = self.state.customer_id
-        eligible: list[tuple[_Fired, Any]] = []
-        outcomes: dict[str, tuple[Outcome, Reason, str, Any]] = {}
+        profile = self.state.profile
+        zone = ZoneInfo(profile.timezone) if profile is not None else _UTC
+        policy = self.ruleset.policy
+        capped_channels, cap_reason = policy.capped_channels(self.state.contacts, self.now, zone)
+        capped = dict.fromkeys(capped_channels, cap_reason or "capped")
+        eligible: list[tuple[_Fired, Channel]] = []
+        outcomes: dict[str, tuple[Outcome, Reason, str, Channel | None]] = {}
         for item in fired:
-            reach = choose_channel(self.state.profile, item.rule.channels)
+            reach = choose_channel(profile, item.rule.channels, capped)
             blocked = self._contact_limit(item.rule)
             if reach.channel is None:
                 outcomes[item.rule.id] = (
@@ -204,32 +237,106 @@ class _Decider:
             elif blocked is not None:
                 outcomes[item.rule.id] = (Outcome.SUPPRESSED, blocked[0], blocked[1], reach.channel)
             else:
-                eligible.append((item, reach))
-        # Arbitration: one contact per moment — the highest priority eligible rule, ties by id.
+                eligible.append((item, reach.channel))
+                outcomes[item.rule.id] = (
+                    Outcome.SENT,
+                    Reason.RULE_MATCHED,
+                    reach.explanation,
+                    reach.channel,
+                )
         eligible.sort(key=lambda pair: (-pair[0].rule.priority, pair[0].rule.id))
-        for rank, (item, reach) in enumerate(eligible):
+        for rank, (item, channel) in enumerate(eligible):
             rule = item.rule
-            expires_at = item.event.occurred_at + rule.ttl
             if rank > 0:
                 winner = eligible[0][0].rule
                 why = f"{winner.id} (priority {winner.priority}) won this moment"
-                outcomes[rule.id] = (
-                    Outcome.SUPPRESSED,
-                    Reason.ARBITRATION_LOST,
-                    why,
-                    reach.channel,
-                )
-            elif self.now >= expires_at:
-                why = f"older than the rule's ttl {rule.ttl}; expired at {expires_at.isoformat()}"
-                outcomes[rule.id] = (Outcome.SUPPRESSED, Reason.EXPIRED, why, reach.channel)
-            elif in_holdout(customer_id, rule.id, rule.spec.holdout):
-                why = f"in the {rule.spec.holdout:g}% holdout of {rule.id}: recorded, not sent"
-                outcomes[rule.id] = (Outcome.HELD_OUT, Reason.HOLDOUT, why, reach.channel)
-            else:
-                why = f"{rule.spec.description or rule.id} ({reach.explanation})"
-                outcomes[rule.id] = (Outcome.SENT, Reason.RULE_MATCHED, why, reach.channel)
+                outcomes[rule.id] = (Outcome.SUPPRESSED, Reason.ARBITRATION_LOST, why, channel)
+                continue
+            how = outcomes[rule.id][2]
+            outcomes[rule.id] = self._winner_outcome(item, channel, how, zone)
         for item in fired:
             self._record(item, *outcomes[item.rule.id])
+
+    def _winner_outcome(
+        self, item: _Fired, channel: Channel, how: str, zone: ZoneInfo
+    ) -> tuple[Outcome, Reason, str, Channel | None]:
+        """Expiry, holdout and quiet hours, for the one rule that won the moment."""
+        rule = item.rule
+        expires_at = item.event.occurred_at + rule.ttl
+        if self.now >= expires_at:
+            why = f"older than the rule's ttl {rule.ttl}; expired at {expires_at.isoformat()}"
+            return Outcome.SUPPRESSED, Reason.EXPIRED, why, channel
+        if in_holdout(self.state.customer_id, rule.id, rule.spec.holdout):
+            why = f"in the {rule.spec.holdout:g}% holdout of {rule.id}: recorded, not sent"
+            return Outcome.HELD_OUT, Reason.HOLDOUT, why, channel
+        allowed_at = self.ruleset.policy.next_allowed(channel, self.now, zone)
+        if allowed_at is not None:
+            quiet = self.ruleset.policy.quiet_rule(channel)
+            mode = rule.spec.quiet_hours or (quiet.action if quiet else "defer")
+            local = self.now.astimezone(zone).strftime("%H:%M %Z")
+            if mode == "drop":
+                why = f"{channel.value} quiet hours at {local} in {zone.key}; the rule drops"
+                return Outcome.SUPPRESSED, Reason.QUIET_HOURS, why, channel
+            if allowed_at >= expires_at:
+                why = f"quiet hours at {local} outlast its expiry at {expires_at:%Y-%m-%d %H:%M}"
+                return Outcome.SUPPRESSED, Reason.EXPIRED, why, channel
+            self._defer(item, channel, allowed_at)
+            why = (
+                f"{channel.value} quiet hours at {local} in {zone.key}; "
+                f"deferred to {allowed_at.isoformat()}"
+            )
+            return Outcome.DEFERRED, Reason.QUIET_HOURS, why, channel
+        return (
+            Outcome.SENT,
+            Reason.RULE_MATCHED,
+            f"{rule.spec.description or rule.id} ({how})",
+            channel,
+        )
+
+    def _defer(self, item: _Fired, channel: Channel, due_at: datetime) -> None:
+        timers = [
+            t for t in self.state.timers if not (t.kind == "deferred" and t.rule_id == item.rule.id)
+        ]
+        timers.append(
+            PendingTimer(
+                rule_id=item.rule.id,
+                due_at=due_at,
+                start_event=item.event.model_dump(mode="json"),
+                kind="deferred",
+                channel=channel,
+            )
+        )
+        self.state = self.state.model_copy(update={"timers": timers})
+        self.timers.append(TimerChange(item.rule.id, "deferred"))
+
+    def withdraw_deferred(self) -> None:
+        """A consent withdrawal cancels the deferred contacts it no longer allows."""
+        profile = self.state.profile
+        kept = []
+        for timer in self.state.timers:
+            allowed = (
+                profile is not None
+                and timer.channel is not None
+                and channel_consented(profile, timer.channel)
+            )
+            if timer.kind != "deferred" or allowed:
+                kept.append(timer)
+                continue
+            start = EVENT_ADAPTER.validate_python(timer.start_event)
+            rule = self.ruleset.by_id.get(timer.rule_id)
+            self.timers.append(TimerChange(timer.rule_id, "cancelled"))
+            if rule is not None:
+                context = self.context(start, self.state.features)
+                why = f"consent for {timer.channel} withdrawn before the deferred contact was due"
+                self._record(
+                    _Fired(rule, context, start, {}),
+                    Outcome.SUPPRESSED,
+                    Reason.CONSENT_WITHDRAWN,
+                    why,
+                    timer.channel,
+                )
+        if len(kept) != len(self.state.timers):
+            self.state = self.state.model_copy(update={"timers": kept})
 
     def _contact_limit(self, rule: CompiledRule) -> tuple[Reason, str] | None:
         history = self.state.rules.get(rule.id)
@@ -274,32 +381,100 @@ class _Decider:
                     reason=why,
                 )
             )
-            self._count_contact(rule)
-        self.decisions.append(
-            Decision(
-                decision_id=_digest("dec_", customer_id, rule.id, str(rule.version), *trigger_ids),
-                customer_id=customer_id,
-                rule_id=rule.id,
-                rule_version=rule.version,
-                ruleset_version=self.ruleset.version,
-                outcome=outcome,
-                reason_code=code,
-                reason=why,
-                channel=channel,
-                action_id=action_id,
-                trigger_event_ids=trigger_ids,
-                decided_at=self.now,
-                evidence=item.evidence,
-            )
+            self._count_contact(rule, channel)
+        elif outcome is Outcome.HELD_OUT:
+            self._count_rule_use(rule)  # as if sent: the holdout must meet the same cooldowns
+        decision = Decision(
+            decision_id=_digest(
+                "dec_", customer_id, rule.id, str(rule.version), outcome.value, *trigger_ids
+            ),
+            customer_id=customer_id,
+            rule_id=rule.id,
+            rule_version=rule.version,
+            ruleset_version=self.ruleset.version,
+            outcome=outcome,
+            reason_code=code,
+            reason=why,
+            channel=channel,
+            action_id=action_id,
+            trigger_event_ids=trigger_ids,
+            decided_at=self.now,
+            evidence=item.evidence,
         )
+        self.decisions.append(decision)
+        if rule.goal is not None and outcome in (Outcome.SENT, Outcome.HELD_OUT):
+            self._watch_goal(rule, decision, item.event)
 
-    def _count_contact(self, rule: CompiledRule) -> None:
+    # -- goals -------------------------------------------------------------------------------
+
+    def _watch_goal(self, rule: CompiledRule, decision: Decision, start: Event) -> None:
+        assert rule.goal is not None and rule.spec.goal is not None
+        goal = PendingGoal(
+            rule_id=rule.id,
+            rule_version=rule.version,
+            decision_id=decision.decision_id,
+            group="treated" if decision.outcome is Outcome.SENT else "holdout",
+            start_event=start.model_dump(mode="json"),
+            until=start.occurred_at + rule.spec.goal.within,
+        )
+        goals = [*self.state.goals, goal][-PENDING_GOALS:]
+        self.state = self.state.model_copy(update={"goals": goals})
+
+    def check_goals(self, event: Event) -> None:
+        """Attribute ``event`` to every decision whose goal it reaches in time."""
+        if not self.state.goals:
+            return
+        kept: list[PendingGoal] = []
+        for goal in self.state.goals:
+            if event.occurred_at > goal.until:
+                continue  # the goal's time is over: no conversion
+            rule = self.ruleset.by_id.get(goal.rule_id)
+            pattern = rule.goal if rule is not None else None
+            start = EVENT_ADAPTER.validate_python(goal.start_event)
+            if (
+                pattern is None
+                or pattern.event != event.event_type
+                or event.occurred_at < start.occurred_at
+            ):
+                kept.append(goal)
+                continue
+            context = self.context(event, self.state.features, start=start)
+            try:
+                reached = _holds(pattern.conditions, context)
+            except (ArithmeticError, TypeError, ValueError) as exc:
+                self.failures.append(RuleFailure(goal.rule_id, f"{type(exc).__name__}: {exc}"))
+                reached = False
+            if not reached:
+                kept.append(goal)
+                continue
+            self.conversions.append(
+                Conversion(
+                    conversion_id=_digest("cnv_", goal.decision_id, event.event_id),
+                    customer_id=self.state.customer_id,
+                    rule_id=goal.rule_id,
+                    rule_version=goal.rule_version,
+                    decision_id=goal.decision_id,
+                    group=goal.group,
+                    event_id=event.event_id,
+                    converted_at=event.occurred_at,
+                )
+            )
+        if len(kept) != len(self.state.goals):
+            self.state = self.state.model_copy(update={"goals": kept})
+
+    def _count_rule_use(self, rule: CompiledRule) -> None:
+        """Count towards the rule's cooldown and ``max_per_customer``."""
         history = self.state.rules.get(rule.id) or RuleHistory()
         rules = dict(self.state.rules)
         rules[rule.id] = RuleHistory(sent=history.sent + 1, last_sent_at=self.now)
+        self.state = self.state.model_copy(update={"rules": rules})
+
+    def _count_contact(self, rule: CompiledRule, channel: Channel) -> None:
+        """A real contact: the rule's limits and the customer's frequency caps."""
+        self._count_rule_use(rule)
         self.state = self.state.model_copy(
             update={
-                "rules": rules,
+                "contacts": remember_contact(self.state.contacts, channel, rule.id, self.now),
                 "contacts_sent": self.state.contacts_sent + 1,
                 "last_contact_at": self.now,
             }
@@ -350,30 +525,49 @@ class _Decider:
         self.state = self.state.model_copy(update={"timers": timers})
         self.timers.append(TimerChange(rule.id, "scheduled"))
 
-    def fire_due(self, grace: timedelta) -> None:
-        """Fire every timer whose wait (plus grace) is over; each fires once, then is gone."""
-        due = [t for t in self.state.timers if t.due_at + grace <= self.now]
+    def fire_due(self) -> None:
+        """Fire every timer whose moment has come; each fires once, then is gone."""
+        due = [t for t in self.state.timers if fires_at(t, self.grace) <= self.now]
         if not due:
             return
-        remaining = [t for t in self.state.timers if t.due_at + grace > self.now]
+        remaining = [t for t in self.state.timers if fires_at(t, self.grace) > self.now]
         self.state = self.state.model_copy(update={"timers": remaining})
+        fired: list[_Fired] = []
         for timer in sorted(due, key=lambda t: t.due_at):
             rule = self.ruleset.by_id.get(timer.rule_id)
-            if rule is None or not rule.spec.enabled or rule.unless is None:
+            start = EVENT_ADAPTER.validate_python(timer.start_event)
+            usable = rule is not None and rule.spec.enabled
+            if timer.kind == "absence" and (not usable or rule is None or rule.unless is None):
                 self.timers.append(TimerChange(timer.rule_id, "dropped"))
                 continue
+            if rule is None or not usable:
+                self.timers.append(TimerChange(timer.rule_id, "dropped"))
+                if rule is not None:  # a deferred contact of a now-disabled rule: say so
+                    why = f"{rule.id} was disabled before its deferred contact was due"
+                    context = self.context(start, self.state.features)
+                    self._record(
+                        _Fired(rule, context, start, {}),
+                        Outcome.SUPPRESSED,
+                        Reason.RULE_WITHDRAWN,
+                        why,
+                        timer.channel,
+                    )
+                continue
             self.timers.append(TimerChange(rule.id, "fired"))
-            start = EVENT_ADAPTER.validate_python(timer.start_event)
             context = self.context(start, self.state.features)
-            self.settle([_Fired(rule, context, start, _evidence(rule, context))])
+            fired.append(_Fired(rule, context, start, _evidence(rule, context)))
+        self.settle(fired)  # everything due now is one moment: one contact at most
 
     def verdict(self, **extra: Any) -> Verdict:
+        wake_up = min((fires_at(t, self.grace) for t in self.state.timers), default=None)
         return Verdict(
             state=self.state,
+            wake_up_at=wake_up,
             decisions=self.decisions,
             actions=self.actions,
             failures=self.failures,
             timers=self.timers,
+            conversions=self.conversions,
             **extra,
         )
 
@@ -425,9 +619,10 @@ def decide(
     state = state or new_state(event.customer_id)
     if is_duplicate(state, event):
         return Verdict(state=state, duplicate=True)
-    decider = _Decider(state, ruleset, now)
+    decider = _Decider(state, ruleset, now, options.timer_grace)
+    decider.check_goals(event)
     decider.cancel_timers(event)
-    decider.fire_due(options.timer_grace)
+    decider.fire_due()
 
     features, too_late = _update_features(ruleset, decider.state, event, options)
     context = decider.context(event, features)
@@ -450,6 +645,19 @@ def fire_due_timers(
     state: CustomerState, ruleset: Ruleset, now: datetime, options: EngineOptions = EngineOptions()
 ) -> Verdict:
     """Fire the customer's absence timers that are due at ``now`` (a scheduler tick)."""
-    decider = _Decider(state, ruleset, now)
-    decider.fire_due(options.timer_grace)
+    decider = _Decider(state, ruleset, now, options.timer_grace)
+    decider.fire_due()
+    return decider.verdict()
+
+
+def update_profile(
+    state: CustomerState | None,
+    profile: CustomerProfile,
+    ruleset: Ruleset,
+    now: datetime,
+    options: EngineOptions = EngineOptions(),
+) -> Verdict:
+    """Apply a profile update; a consent withdrawal cancels deferred contacts it forbids."""
+    decider = _Decider(apply_profile_update(state, profile), ruleset, now, options.timer_grace)
+    decider.withdraw_deferred()
     return decider.verdict()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -36,6 +37,7 @@ from rules.expressions import (
 )
 from rules.features import CompiledFeature, default_bucket, signature
 from rules.params import bundle, compile_param
+from rules.policy import PolicySpec
 from rules.ruleset import (
     CompiledAbsence,
     CompiledPattern,
@@ -49,7 +51,8 @@ from schemas.errors import Problem, RuleFileError
 from schemas.events import EVENT_MODELS
 
 RULE_FILE_SUFFIXES = (".yaml", ".yml")
-_TOP_LEVEL_KEYS = ("features", "rules")
+_FIELD = re.compile(r"^[a-z_][a-z0-9_]*$")  # a key; pydantic's union tags look like "literal['x']"
+_TOP_LEVEL_KEYS = ("features", "rules", "policy")
 
 
 def rule_files(path: Path) -> list[Path]:
@@ -119,8 +122,8 @@ class _FileLoader:
     def problem(self, line: int, column: int, message: str, hint: str | None = None) -> None:
         self.problems.append(Problem(self.display, line + 1, column + 1, message, hint))
 
-    def parse(self) -> tuple[list[_Entry], list[_Entry]]:
-        """The feature and rule mappings of the file (empty lists if it is unreadable)."""
+    def parse(self) -> tuple[list[_Entry], list[_Entry], _Entry | None]:
+        """The feature and rule mappings and the policy of the file (empty if unreadable)."""
         try:
             yaml = YAML(typ="rt")
             yaml.preserve_quotes = True
@@ -130,24 +133,35 @@ class _FileLoader:
             self.problem(
                 mark.line if mark else 0, mark.column if mark else 0, f"YAML: {exc.problem}"
             )
-            return [], []
+            return [], [], None
         if not isinstance(document, CommentedMap) or not any(
             k in document for k in _TOP_LEVEL_KEYS
         ):
             self.problem(
                 0,
                 0,
-                "a rule file must be a mapping with a 'rules:' and/or 'features:' list",
+                "a rule file must be a mapping with 'rules:', 'features:' or 'policy:'",
                 "start the file with 'rules:'",
             )
-            return [], []
+            return [], [], None
         for key in document:
             if key not in _TOP_LEVEL_KEYS:
                 line, column = document.lc.key(key)
                 self.problem(
-                    line, column, f"unknown top-level key {key!r}", "only 'features:' and 'rules:'"
+                    line,
+                    column,
+                    f"unknown top-level key {key!r}",
+                    "only 'features:', 'rules:' and 'policy:'",
                 )
-        return self._entries(document, "features"), self._entries(document, "rules")
+        policy = None
+        if "policy" in document:
+            node = document["policy"]
+            line, column = document.lc.value("policy")
+            if isinstance(node, CommentedMap):
+                policy = _Entry(self, node, line, column)
+            else:
+                self.problem(line, column, "'policy:' must be a mapping (caps, quiet_hours)")
+        return self._entries(document, "features"), self._entries(document, "rules"), policy
 
     def _entries(self, document: CommentedMap, key: str) -> list[_Entry]:
         section = document.get(key)
@@ -180,7 +194,17 @@ class _Compiler:
         try:
             return model.model_validate(plain_yaml(entry.node))
         except ValidationError as exc:
-            for error in exc.errors(include_url=False):
+            # A value that fits none of a union's members gives one error per member, each
+            # with the member's tag in its location: merge them into one problem.
+            merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+            for details in exc.errors(include_url=False):
+                error: dict[str, Any] = dict(details)
+                loc = tuple(p for p in error["loc"] if isinstance(p, int) or _FIELD.match(p))
+                if loc in merged:
+                    merged[loc]["msg"] += f", or {error['msg'][0].lower()}{error['msg'][1:]}"
+                else:
+                    merged[loc] = {**error, "loc": loc}
+            for error in merged.values():
                 self._report_validation(entry, error, label)
             return None
 
@@ -294,6 +318,23 @@ class _Compiler:
                 (spec.bucket or timedelta(seconds=default_bucket(spec.window))).total_seconds()
             )
         self.features[spec.name] = CompiledFeature(spec, conditions, value, bucket, signature(spec))
+
+    # -- policy ------------------------------------------------------------------------------
+
+    def policy(self, entries: list[_Entry]) -> PolicySpec | None:
+        """The one policy of the ruleset (several would make "which cap applies" ambiguous)."""
+        for extra in entries[1:]:
+            first = entries[0]
+            extra.file.problem(
+                extra.line,
+                extra.column,
+                "a second 'policy:'",
+                f"a ruleset has one policy; the first is at {first.file.display}:{first.line + 1}",
+            )
+        if not entries:
+            return None
+        spec: PolicySpec | None = self._validate(entries[0], PolicySpec, "policy")
+        return spec
 
     # -- rules -------------------------------------------------------------------------------
 
@@ -420,7 +461,9 @@ def _raw_at(node: Any, loc: tuple[Any, ...]) -> Any:
 
 def _model_fields_at(loc: tuple[Any, ...], entry: _Entry) -> list[str]:
     """The allowed keys at ``loc`` inside a rule or feature, for "did you mean"."""
-    model: Any = RuleSpec if "id" in entry.node else FeatureSpec
+    model: Any = (
+        RuleSpec if "id" in entry.node else FeatureSpec if "aggregate" in entry.node else PolicySpec
+    )
     for part in loc:
         if isinstance(part, int):
             continue
@@ -478,12 +521,13 @@ def compile_sources(sources: Mapping[str, str]) -> Ruleset:
     loaders = [_FileLoader(display, text) for display, text in sources.items()]
     parsed = [loader.parse() for loader in loaders]
     compiler = _Compiler()
-    for features, _ in parsed:
+    for features, _, _ in parsed:
         for entry in features:
             compiler.feature(entry)
+    policy = compiler.policy([entry for _, _, entry in parsed if entry is not None])
     rules: list[CompiledRule] = []
     first_seen: dict[str, str] = {}
-    for _, entries in parsed:
+    for _, entries, _ in parsed:
         for entry in entries:
             rule = compiler.rule(entry)
             if rule is None:
@@ -501,4 +545,4 @@ def compile_sources(sources: Mapping[str, str]) -> Ruleset:
     problems = [p for loader in loaders for p in loader.problems]
     if problems:
         raise RuleFileError(sorted(problems, key=lambda p: (p.file, p.line, p.column)))
-    return Ruleset.build(rules, list(compiler.features.values()), compiler.hidden)
+    return Ruleset.build(rules, list(compiler.features.values()), compiler.hidden, policy)

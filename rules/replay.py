@@ -2,8 +2,9 @@
 
 Rule tests and backtests run events through exactly the code the worker runs
 (``decide`` and ``fire_due_timers``); only the clock and the store differ. The clock is
-the newest event time seen, and absence timers fire at ``due + grace`` — the moment the
-live scheduler would have woken the customer — so results do not depend on wall time.
+the newest event time seen, and timers fire at their moment (``due + grace`` for an
+absence wait) — when the live scheduler would have woken the customer — so results do not
+depend on wall time.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import heapq
 from collections.abc import Iterator
 from datetime import datetime
 
-from rules.engine import EngineOptions, Verdict, apply_profile_update, decide, fire_due_timers
+from rules.engine import EngineOptions, Verdict, decide, fire_due_timers, update_profile
 from rules.ruleset import Ruleset
 from schemas.events import Event
 from schemas.profile import CustomerProfile
@@ -29,10 +30,13 @@ class Replay:
         self.clock: datetime | None = None
         self._wake_ups: list[tuple[datetime, str]] = []
 
-    def profile(self, profile: CustomerProfile) -> None:
-        self.states[profile.customer_id] = apply_profile_update(
-            self.states.get(profile.customer_id), profile
-        )
+    def profile(self, profile: CustomerProfile) -> list[Verdict]:
+        """Apply a profile update at the current clock (it may cancel deferred contacts)."""
+        now = self.clock or profile.updated_at
+        state = self.states.get(profile.customer_id)
+        verdict = update_profile(state, profile, self.ruleset, now, self.options)
+        self._keep(verdict)
+        return [verdict]
 
     def event(self, event: Event) -> list[Verdict]:
         """Advance the clock to the event (firing what fell due before it), then decide."""
@@ -60,13 +64,10 @@ class Replay:
         return verdicts
 
     def _due(self, until: datetime) -> Iterator[tuple[datetime, str]]:
-        grace = self.options.timer_grace
-        while self._wake_ups and self._wake_ups[0][0] + grace <= until:
-            due_at, customer_id = heapq.heappop(self._wake_ups)
-            yield due_at + grace, customer_id
+        while self._wake_ups and self._wake_ups[0][0] <= until:
+            yield heapq.heappop(self._wake_ups)
 
     def _keep(self, verdict: Verdict) -> None:
         self.states[verdict.state.customer_id] = verdict.state
-        due = verdict.next_timer_due
-        if due is not None:
-            heapq.heappush(self._wake_ups, (due, verdict.state.customer_id))
+        if verdict.wake_up_at is not None:
+            heapq.heappush(self._wake_ups, (verdict.wake_up_at, verdict.state.customer_id))

@@ -19,6 +19,7 @@ from typing import Any
 from rules.expressions import CompiledExpression
 from rules.features import CompiledFeature
 from rules.params import Renderer
+from rules.policy import Policy, PolicySpec
 from rules.spec import RuleSpec
 from schemas.actions import Channel
 
@@ -159,6 +160,7 @@ class Ruleset:
     by_id: Mapping[str, CompiledRule] = field(repr=False)
     #: Event types that can end an absence wait, so other events skip the timer check.
     exit_event_types: frozenset[str] = frozenset()
+    policy: Policy = field(default_factory=Policy)
 
     @classmethod
     def build(
@@ -166,12 +168,14 @@ class Ruleset:
         rules: list[CompiledRule],
         features: list[CompiledFeature] | None = None,
         hidden_features: list[CompiledFeature] | None = None,
+        policy: PolicySpec | None = None,
     ) -> Ruleset:
         """Index the rules and derive a content version, stable across reloads."""
         features = features or []
         payload = {
             "rules": [r.spec.model_dump(mode="json") for r in sorted(rules, key=lambda r: r.id)],
             "features": [f.spec.model_dump(mode="json") for f in features],
+            "policy": policy.model_dump(mode="json") if policy else None,
         }
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
         every_feature = [*features, *(hidden_features or [])]
@@ -192,6 +196,7 @@ class Ruleset:
             by_event_type={k: _index(v) for k, v in grouped.items()},
             by_id={r.id: r for r in rules},
             exit_event_types=frozenset(exits),
+            policy=Policy.from_spec(policy) if policy else Policy(),
         )
 
     def for_event(self, event: Any) -> tuple[CompiledRule, ...]:

@@ -74,7 +74,16 @@ def rule_scope(
     that opened an absence wait (so an exit can be matched to its entry).
     """
     state_fields = dict(model_type(CustomerState).fields or {})
-    for internal in ("profile", "features", "timers", "rules", "recent_event_ids"):
+    internal_fields = (
+        "profile",
+        "features",
+        "timers",
+        "rules",
+        "recent_event_ids",
+        "contacts",
+        "goals",
+    )
+    for internal in internal_fields:
         state_fields.pop(internal, None)  # profile is read as ``profile``; the rest is ours
     scope: dict[str, FieldType] = {
         "event": model_type(EVENT_MODELS[event_type]),

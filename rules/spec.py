@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from rules.durations import parse_duration
+from rules.policy import PolicySpec
 from schemas.actions import Channel
 
 
@@ -153,6 +154,11 @@ class RuleSpec(_Strict):
         default=None, description="Minimum time between two contacts of this rule to a customer."
     )
     max_per_customer: int | None = Field(default=None, ge=1)
+    quiet_hours: Literal["defer", "drop"] | None = Field(
+        default=None,
+        description="In the policy's quiet hours: send at the next allowed time, or drop. "
+        "Default: what the policy says.",
+    )
     holdout: float = Field(
         default=0, ge=0, le=100, description="Percent of customers held out, for measuring uplift."
     )
@@ -173,7 +179,8 @@ class RuleSpec(_Strict):
 
 
 class RuleFile(_Strict):
-    """A rule file: features and rules (either may be absent)."""
+    """A rule file: features, rules and (in one file of a ruleset) the contact policy."""
 
     features: list[FeatureSpec] = []
     rules: list[RuleSpec] = []
+    policy: PolicySpec | None = None

@@ -22,6 +22,7 @@ class Outcome(StrEnum):
     SENT = "sent"
     SUPPRESSED = "suppressed"
     HELD_OUT = "held_out"
+    DEFERRED = "deferred"
 
 
 class Reason(StrEnum):
@@ -37,6 +38,10 @@ class Reason(StrEnum):
     COOLDOWN = "cooldown"
     MAX_PER_CUSTOMER = "max_per_customer"
     HOLDOUT = "holdout"
+    FREQUENCY_CAP = "frequency_cap"
+    QUIET_HOURS = "quiet_hours"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    RULE_WITHDRAWN = "rule_withdrawn"
 
 
 class Decision(BaseModel):

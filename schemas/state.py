@@ -12,11 +12,14 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from schemas.actions import Channel
 from schemas.profile import CustomerProfile
 
 #: How many recent events are remembered (as short hashes of their ids) to drop re-deliveries;
 #: re-deliveries come soon after the original (producer retries, replays after a crash).
 RECENT_EVENT_IDS = 32
+#: Decisions whose goal is watched at once; the oldest is dropped beyond it.
+PENDING_GOALS = 16
 #: Distinct values remembered per feature bucket (a distinct count saturates beyond it).
 DISTINCT_VALUES_PER_BUCKET = 64
 
@@ -39,11 +42,14 @@ class FeatureState(BaseModel):
 
 
 class PendingTimer(BaseModel):
-    """An absence rule waiting to see whether the customer comes back in time.
+    """A contact waiting for its moment: an absence rule, or a contact deferred by policy.
 
-    The triggering event is kept whole: the rule's parameters and its ``unless``
-    conditions (``start.flow``) read it when the timer fires, possibly on another worker
-    after a restart or rebalance.
+    ``absence``: the rule waits to see whether the customer comes back in time (an exit
+    event cancels it). ``deferred``: the contact was decided but fell in quiet hours; it is
+    re-checked against consent, caps and expiry when due (a consent withdrawal cancels it).
+    The triggering event is kept whole: parameters and ``unless`` conditions
+    (``start.flow``) read it when the timer fires, possibly on another worker after a
+    restart or rebalance.
     """
 
     model_config = ConfigDict(extra="ignore")
@@ -51,10 +57,35 @@ class PendingTimer(BaseModel):
     rule_id: str
     due_at: AwareDatetime
     start_event: dict[str, Any]
+    kind: Literal["absence", "deferred"] = "absence"
+    channel: Channel | None = None
+
+
+class PendingGoal(BaseModel):
+    """A decision whose goal may still be reached: treated and held-out customers alike."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    rule_id: str
+    rule_version: int
+    decision_id: str
+    group: Literal["treated", "holdout"]
+    start_event: dict[str, Any]
+    until: AwareDatetime
+
+
+class ContactRecord(BaseModel):
+    """One marketing contact sent, for frequency caps."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    channel: Channel
+    rule_id: str
+    at: AwareDatetime
 
 
 class RuleHistory(BaseModel):
-    """Contacts a rule has made to this customer: for cooldown and ``max_per_customer``."""
+    """Contacts a rule made to this customer (or would have: holdouts count): for limits."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -80,5 +111,11 @@ class CustomerState(BaseModel):
     features: dict[str, FeatureState] = {}
     timers: list[PendingTimer] = []
     rules: dict[str, RuleHistory] = {}
+    contacts: list[ContactRecord] = Field(
+        default=[], description="Recent contacts (bounded), for frequency caps."
+    )
+    goals: list[PendingGoal] = Field(
+        default=[], description="Decisions still waiting for their goal (bounded)."
+    )
     contacts_sent: int = 0
     last_contact_at: AwareDatetime | None = None

@@ -1,0 +1,195 @@
+"""Contact policy: frequency caps and quiet hours, in the customer's own time zone.
+
+"Not annoyed" is measured in the customer's day, not the server's: one SMS a *day* means
+their calendar day, and 21:00 means 21:00 where they are, across DST changes. Policy is
+declared once (a ``policy:`` section in the rule files, deployed and versioned with the
+rules) and a rule may choose what happens to its contacts in quiet hours.
+
+Pure arithmetic on datetimes and the contact history kept in the state, so it is
+unit-tested with any clock.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+
+from rules.durations import parse_duration
+from schemas.actions import Channel
+from schemas.state import ContactRecord
+
+#: Contacts kept in the state for caps: enough for any sane cap, bounded whatever happens.
+CONTACT_HISTORY = 32
+
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def _period(value: object) -> object:
+    if isinstance(value, str) and value not in ("day", "week"):
+        try:
+            return parse_duration(value)
+        except ValueError:
+            raise ValueError(
+                f"bad period {value!r}: day or week (the customer's calendar), "
+                "or a rolling duration such as 24h or 7d"
+            ) from None
+    return value
+
+
+Period = Annotated[
+    Literal["day", "week"] | timedelta,
+    BeforeValidator(_period),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"enum": ["day", "week"]},
+                {"type": "string", "pattern": r"^\s*\d+\s*[smhdw]\s*$"},
+            ],
+            "description": "day / week: the customer's calendar day or week; 24h, 7d: rolling",
+        }
+    ),
+]
+
+
+def _clock_time(value: object) -> object:
+    if isinstance(value, str):
+        if not _CLOCK.match(value):
+            raise ValueError(f"bad time of day {value!r}: write HH:MM on a 24-hour clock")
+        hours, minutes = value.split(":")
+        return time(int(hours), int(minutes))
+    return value
+
+
+ClockTime = Annotated[
+    time,
+    BeforeValidator(_clock_time),
+    WithJsonSchema({"type": "string", "pattern": r"^([01]\d|2[0-3]):[0-5]\d$"}),
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CapSpec(_Strict):
+    """At most ``max`` marketing contacts on ``channel`` (or ``any`` channel) per period."""
+
+    channel: Channel | Literal["any"]
+    max: int = Field(ge=0)
+    per: Period
+
+
+class QuietHoursSpec(_Strict):
+    """No contact on these channels between ``start`` and ``end``, customer-local time."""
+
+    channels: Annotated[list[Channel], Field(min_length=1)]
+    start: ClockTime
+    end: ClockTime
+    action: Literal["defer", "drop"] = Field(
+        default="defer", description="Default for rules: send at the next allowed time, or drop."
+    )
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> QuietHoursSpec:
+        if self.start == self.end:
+            raise ValueError("start and end are equal: the quiet period would be empty")
+        return self
+
+
+class PolicySpec(_Strict):
+    """The contact policy of a ruleset."""
+
+    caps: list[CapSpec] = []
+    quiet_hours: list[QuietHoursSpec] = []
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A compiled policy; ``Policy()`` is "no caps, no quiet hours"."""
+
+    caps: tuple[CapSpec, ...] = ()
+    quiet_hours: tuple[QuietHoursSpec, ...] = ()
+
+    @classmethod
+    def from_spec(cls, spec: PolicySpec) -> Policy:
+        return cls(tuple(spec.caps), tuple(spec.quiet_hours))
+
+    # -- caps ------------------------------------------------------------------------------
+
+    def capped_channels(
+        self, history: Iterable[ContactRecord], now: datetime, zone: ZoneInfo
+    ) -> tuple[set[Channel], str | None]:
+        """Channels whose cap is reached now, and why; every channel if an ``any`` cap is."""
+        history = list(history)
+        capped: set[Channel] = set()
+        reasons = []
+        for cap in self.caps:
+            used = sum(
+                1
+                for record in history
+                if (cap.channel == "any" or record.channel == cap.channel)
+                and _same_period(record.at, now, cap.per, zone)
+            )
+            if used >= cap.max:
+                label = cap.per if isinstance(cap.per, str) else f"{cap.per}"
+                reasons.append(f"{cap.channel}: {used} of {cap.max} per {label}")
+                capped.update(Channel if cap.channel == "any" else {Channel(cap.channel)})
+        return capped, "; ".join(reasons) or None
+
+    # -- quiet hours -------------------------------------------------------------------------
+
+    def quiet_rule(self, channel: Channel) -> QuietHoursSpec | None:
+        return next((q for q in self.quiet_hours if channel in q.channels), None)
+
+    def next_allowed(self, channel: Channel, now: datetime, zone: ZoneInfo) -> datetime | None:
+        """``None`` if ``channel`` may be used now; else the next instant it may (UTC)."""
+        quiet = self.quiet_rule(channel)
+        if quiet is None:
+            return None
+        local = now.astimezone(zone)
+        if not _in_window(local.time(), quiet.start, quiet.end):
+            return None
+        end_day = local.date()
+        if quiet.start > quiet.end and local.time() >= quiet.start:
+            end_day += timedelta(days=1)  # an overnight window ends tomorrow morning
+        return _local_instant(end_day, quiet.end, zone)
+
+
+def _in_window(moment: time, start: time, end: time) -> bool:
+    if start < end:
+        return start <= moment < end
+    return moment >= start or moment < end  # across midnight
+
+
+def _local_instant(day: date, at: time, zone: ZoneInfo) -> datetime:
+    """The first real instant at or after local ``day at`` (a DST gap moves it forward)."""
+    naive = datetime.combine(day, at)
+    candidate = naive.replace(tzinfo=zone)
+    if candidate.astimezone(ZoneInfo("UTC")).astimezone(zone).replace(tzinfo=None) != naive:
+        # in a spring-forward gap: the wall clock skips this time; use the gap's end
+        candidate = (naive + timedelta(hours=1)).replace(tzinfo=zone)
+    return candidate.astimezone(ZoneInfo("UTC"))
+
+
+def _same_period(
+    then: datetime, now: datetime, per: Literal["day", "week"] | timedelta, zone: ZoneInfo
+) -> bool:
+    if isinstance(per, timedelta):
+        return now - per < then <= now
+    local_then, local_now = then.astimezone(zone).date(), now.astimezone(zone).date()
+    if per == "day":
+        return local_then == local_now
+    return local_then.isocalendar()[:2] == local_now.isocalendar()[:2]
+
+
+def remember_contact(
+    history: list[ContactRecord], channel: Channel, rule_id: str, at: datetime
+) -> list[ContactRecord]:
+    """The history with one more contact, bounded."""
+    return [*history, ContactRecord(channel=channel, rule_id=rule_id, at=at)][-CONTACT_HISTORY:]
