@@ -68,6 +68,7 @@ def install(
         for name in (
             *(topics.actions(c) for c in Channel),
             topics.decisions,
+            topics.conversions,
             topics.dead_letter,
             topics.timers,
         )

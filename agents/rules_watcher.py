@@ -22,8 +22,9 @@ from aiokafka.structs import TopicPartition
 
 from agents.processor import EventProcessor
 from app.metrics import Metrics
-from app.rules_registry import FETCH_MAX_WAIT_MS, Registry, bootstrap_servers, compile_bundle
+from app.rules_registry import Registry, bootstrap_servers, compile_bundle
 from app.settings import Settings
+from app.topic_reader import FETCH_MAX_WAIT_MS
 from app.topics import TopicNames
 from schemas.errors import DeploymentError, RuleFileError
 

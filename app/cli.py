@@ -227,6 +227,36 @@ def _cmd_rules_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from app.rules_registry import bootstrap_servers
+    from app.settings import Settings
+    from app.topic_reader import read_to_end
+    from app.topics import TopicNames
+    from rules.report import build_report, render_table, to_json
+    from schemas.codec import parse_as
+    from schemas.conversions import Conversion
+    from schemas.decisions import Decision
+
+    settings = Settings()
+    topics = TopicNames(settings.topic_prefix)
+    decisions: list[Decision] = []
+    conversions: list[Conversion] = []
+    records = read_to_end(
+        bootstrap_servers(settings.broker_url),
+        [topics.decisions, topics.conversions],
+        timeout=args.timeout,
+        client_id="kairos-report",
+    )
+    for record in records:
+        if record.topic == topics.decisions:
+            decisions.append(parse_as(Decision, record.value))
+        else:
+            conversions.append(parse_as(Conversion, record.value))
+    reports = build_report(decisions, conversions)
+    print(to_json(reports) if args.json else render_table(reports))
+    return 0
+
+
 def _cmd_schemas_export(args: argparse.Namespace) -> int:
     from schemas.jsonschema_export import write
 
@@ -301,6 +331,14 @@ def parser() -> argparse.ArgumentParser:
     diff = rules.add_parser("diff", help="what deploying PATH would change, rule by rule")
     diff.add_argument("path", type=Path)
     diff.set_defaults(handler=_cmd_rules_diff)
+
+    report = commands.add_parser(
+        "report",
+        help="per rule: fired, sent by channel, suppressed by reason, held out, uplift (95% CI)",
+    )
+    report.add_argument("--json", action="store_true", help="JSON instead of a table")
+    report.add_argument("--timeout", type=float, default=120.0, help="seconds to read the topics")
+    report.set_defaults(handler=_cmd_report)
 
     schemas = commands.add_parser("schemas", help="wire contract tooling").add_subparsers(
         dest="schemas_command", required=True

@@ -97,6 +97,12 @@ class Metrics:
             ["rule_id"],
             registry=r,
         )
+        self.conversions = Counter(
+            "kairos_conversions_total",
+            "Goals reached after a decision, by rule and group (treated or holdout).",
+            ["rule_id", "group"],
+            registry=r,
+        )
         self.events_late = Counter(
             "kairos_events_late_total",
             "Events too far behind the customer's newest to update windowed features.",

@@ -18,18 +18,18 @@ from __future__ import annotations
 import getpass
 import logging
 import socket
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from pydantic import BaseModel, ValidationError
 
 from app.admin import ensure_topics
 from app.settings import Settings
+from app.topic_reader import TopicReadError, read_to_end
 from app.topics import TopicNames
 from rules.loader import compile_sources, load_ruleset, read_sources
 from rules.ruleset import CompiledRule, Ruleset
@@ -45,8 +45,6 @@ BUNDLE_KEY_PREFIX = "bundle:"
 READ_TIMEOUT_S = 30.0
 #: Tansu holds every fetch open for max-wait even while data arrives; on Kafka it only bounds
 #: an idle fetch round, which costs nothing on a topic this small.
-FETCH_MAX_WAIT_MS = 100
-_POLL_MS = 200
 _SEND_TIMEOUT_S = 15.0
 
 
@@ -352,65 +350,22 @@ class RulesTopic:
             "check KAIROS_BROKER_URL and that the broker is up"
         )
 
-    def _consumer(self, deadline: float) -> KafkaConsumer:
-        """A group-less consumer, retried until ``deadline``: a broker may still be starting."""
-        while True:
-            try:
-                return KafkaConsumer(
-                    bootstrap_servers=self.bootstrap,
-                    client_id="kairos-rules",
-                    group_id=None,
-                    enable_auto_commit=False,
-                    auto_offset_reset="earliest",
-                    allow_auto_create_topics=False,
-                    fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-                )
-            except KafkaError as exc:
-                if time.monotonic() > deadline:
-                    raise self._unreachable(exc) from exc
-                time.sleep(0.5)
-
     def read(self) -> Registry:
-        """Read the whole topic into a :class:`Registry`.
-
-        End offsets from ListOffsets are not trusted (Tansu under-reports them). We stop at
-        the first empty poll once a fetch response has told us the high-water mark and our
-        position has reached it.
+        """Read the whole topic into a :class:`Registry` (see :mod:`app.topic_reader`).
 
         Raises:
             DeploymentError: the broker is unreachable or the read did not finish in time.
 
         """
-        deadline = time.monotonic() + self.timeout
         registry = Registry()
-        consumer = self._consumer(deadline)
         try:
-            if 0 not in consumer.partitions_for_topic(self.name):
-                log.info("Rules topic %s does not exist yet: nothing deployed", self.name)
-                return registry
-            partition = TopicPartition(self.name, 0)
-            consumer.assign([partition])
-            consumer.seek_to_beginning(partition)
-            while True:
-                batch = consumer.poll(timeout_ms=_POLL_MS)
-                for record in batch.get(partition, []):
-                    registry.add(record.key, record.value)
-                highwater = consumer.highwater(partition)
-                if (
-                    not batch
-                    and highwater is not None
-                    and consumer.position(partition) >= highwater
-                ):
-                    return registry
-                if time.monotonic() > deadline:
-                    raise DeploymentError(
-                        f"could not read the rules topic {self.name} within {self.timeout:.0f}s; "
-                        "check that the broker is healthy"
-                    )
-        except KafkaError as exc:
-            raise self._unreachable(exc) from exc
-        finally:
-            consumer.close()
+            for record in read_to_end(self.bootstrap, [self.name], self.timeout, "kairos-rules"):
+                registry.add(record.key, record.value)
+        except TopicReadError as exc:
+            raise DeploymentError(f"rules topic {self.name}: {exc}") from exc
+        if registry.live is None and not registry.bundles:
+            log.info("Rules topic %s is empty or missing: nothing deployed", self.name)
+        return registry
 
     def ensure(self) -> None:
         """Create the topic (compacted, one partition) if it is missing.

@@ -37,6 +37,11 @@ class TopicNames:
         return self._name("decisions")
 
     @property
+    def conversions(self) -> str:
+        """Goals reached after a decision, for treated and held-out customers alike."""
+        return self._name("conversions")
+
+    @property
     def dead_letter(self) -> str:
         return self._name("events.dlq")
 
@@ -66,7 +71,12 @@ class TopicNames:
 
     @property
     def outputs(self) -> tuple[str, ...]:
-        return (*(self.actions(c) for c in Channel), self.decisions, self.dead_letter)
+        return (
+            *(self.actions(c) for c in Channel),
+            self.decisions,
+            self.conversions,
+            self.dead_letter,
+        )
 
     @property
     def compacted(self) -> frozenset[str]:

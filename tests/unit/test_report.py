@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from rules.report import build_report, render_table, to_json, uplift_interval, wilson
+from schemas.actions import Channel
+from schemas.conversions import Conversion
+from schemas.decisions import Decision, Outcome, Reason
+
+NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+
+
+def test_newcombe_interval_matches_the_published_examples() -> None:
+    # Newcombe (1998), Statistics in Medicine 17:873-890, table II, method 10
+    difference, low, high = uplift_interval(56, 70, 48, 80)  # type: ignore[misc]
+    assert (round(difference, 4), round(low, 4), round(high, 4)) == (0.2, 0.0524, 0.3339)
+    difference, low, high = uplift_interval(9, 10, 3, 10)  # type: ignore[misc]
+    assert (round(low, 4), round(high, 4)) == (0.1705, 0.8090)
+    assert uplift_interval(1, 10, 0, 0) is None
+
+
+def test_wilson_never_leaves_zero_to_one() -> None:
+    assert wilson(0, 10)[0] == 0.0 and wilson(10, 10)[1] == pytest.approx(1.0)
+    assert wilson(0, 0) == (0.0, 1.0)
+
+
+def _decision(
+    n: int, outcome: Outcome, reason: Reason = Reason.RULE_MATCHED, rule: str = "r"
+) -> Decision:
+    return Decision(
+        decision_id=f"d{n}-{outcome.value}",
+        customer_id=f"C{n}",
+        rule_id=rule,
+        rule_version=1,
+        ruleset_version="rs-x",
+        outcome=outcome,
+        reason_code=reason,
+        reason="",
+        channel=Channel.SMS if outcome is not Outcome.SUPPRESSED else None,
+        trigger_event_ids=[f"e{n}"],
+        decided_at=NOW,
+    )
+
+
+def _conversion(n: int, group: str) -> Conversion:
+    return Conversion(
+        conversion_id=f"c{n}",
+        customer_id=f"C{n}",
+        rule_id="r",
+        rule_version=1,
+        decision_id=f"d{n}-{'sent' if group == 'treated' else 'held_out'}",
+        group=group,  # type: ignore[arg-type]
+        event_id=f"g{n}",
+        converted_at=NOW,
+    )
+
+
+def test_report_counts_outcomes_once_and_measures_uplift() -> None:
+    sent = [_decision(n, Outcome.SENT) for n in range(80)]
+    held = [_decision(n, Outcome.HELD_OUT) for n in range(100, 120)]
+    deferred = [_decision(n, Outcome.DEFERRED, Reason.QUIET_HOURS) for n in range(5)]
+    capped = [_decision(n, Outcome.SUPPRESSED, Reason.FREQUENCY_CAP) for n in range(200, 203)]
+    conversions = [_conversion(n, "treated") for n in range(24)] + [
+        _conversion(n, "holdout") for n in range(100, 102)
+    ]
+    (report,) = build_report(
+        [*sent, *sent[:10], *held, *deferred, *capped], [*conversions, *conversions[:3]]
+    )
+    assert (report.fired, report.sent, report.held_out, report.deferred) == (103, 80, 20, 5)
+    assert report.sent_by_channel == {"sms": 80}
+    assert report.suppressed_by_reason == {"frequency_cap": 3}
+    assert (report.treated_rate, report.holdout_rate) == (0.3, 0.1)
+    assert report.uplift == pytest.approx(0.2)
+    assert report.uplift_ci95 is not None and report.uplift_ci95[0] < 0.2 < report.uplift_ci95[1]
+    table = render_table([report])
+    assert "30.0%" in table and "10.0%" in table and "frequency_cap 3" in table
+    assert '"uplift_ci95"' in to_json([report])
