@@ -13,6 +13,13 @@ def now_iso(offset: timedelta = timedelta(0)) -> str:
     return (datetime.now(UTC) + offset).isoformat()
 
 
+def daytime_zone() -> str:
+    """An IANA zone where it is around noon now: tests that send "now" stay out of quiet hours."""
+    offset = 12 - datetime.now(UTC).hour  # hours east of UTC that put local time at ~12:00
+    offset = (offset + 12) % 24 - 12 if offset > 14 else offset
+    return "UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"  # Etc/ names invert the sign
+
+
 def profile(customer_id: str, **overrides: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "customer_id": customer_id,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from schemas.actions import Channel
-from tests.factories import click, drop_off, profile, transaction
+from tests.factories import click, daytime_zone, drop_off, profile, transaction
 
 pytestmark = pytest.mark.integration
 
@@ -76,9 +76,12 @@ def test_a_pending_timer_survives_a_restart_with_lost_local_state(kairos: Any) -
 
 def test_the_example_pack_through_the_broker(kairos: Any) -> None:
     k = kairos()  # the example rules, as shipped
-    k.start_worker()
-    k.send_profiles(profile("C-RICH"), profile("C-BROWSER"))
+    worker = k.start_worker()
+    noon = daytime_zone()  # the example policy's quiet hours must not defer the offer
+    k.send_profiles(profile("C-RICH", timezone=noon), profile("C-BROWSER", timezone=noon))
     k.send(k.topics.app_click, click("C-BROWSER", screen="investment_funds"))
+    # Topics are consumed independently: the browsing must be known before the salary lands.
+    assert worker.wait_metric("kairos_events_consumed_total", 1, event_type="app_click") == 1
     for customer in ("C-RICH", "C-BROWSER"):
         k.send(k.topics.transaction, transaction(customer, amount="15000.00", category="salary"))
 

@@ -79,7 +79,7 @@ def test_duplicate_rule_ids_across_files_are_refused(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("rules: [\n", "YAML:"),
-        ("- just a list\n", "must be a mapping with a 'rules:' and/or 'features:' list"),
+        ("- just a list\n", "must be a mapping with 'rules:', 'features:' or 'policy:'"),
         ("rules: []\nextra: 1\n", "unknown top-level key 'extra'"),
     ],
 )
