@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 
 from schemas.actions import Action
+from schemas.conversions import Conversion
 from schemas.dead_letter import DeadLetter
 from schemas.decisions import Decision
 from schemas.deployment import LivePointer, RulesetBundle
@@ -26,6 +27,7 @@ _MODELS: dict[str, type[BaseModel] | TypeAdapter[Any]] = {
     "profile": CustomerProfile,
     "action": Action,
     "decision": Decision,
+    "conversion": Conversion,
     "dead_letter": DeadLetter,
     "ruleset_bundle": RulesetBundle,
     "live_pointer": LivePointer,
