@@ -257,6 +257,27 @@ class _Decider:
         for item in fired:
             self._record(item, *outcomes[item.rule.id])
 
+    def settle_or_wait(self, fired: list[_Fired]) -> None:
+        """Settle now, or — with a decision window — join the customer's open window."""
+        window = self.ruleset.policy.decision_window
+        if not fired or not window:
+            self.settle(fired)
+            return
+        open_windows = [t.due_at for t in self.state.timers if t.kind == "window"]
+        closes_at = min(open_windows) if open_windows else self.now + window
+        timers = list(self.state.timers)
+        for item in fired:
+            timers.append(
+                PendingTimer(
+                    rule_id=item.rule.id,
+                    due_at=closes_at,
+                    start_event=item.event.model_dump(mode="json"),
+                    kind="window",
+                )
+            )
+            self.timers.append(TimerChange(item.rule.id, "windowed"))
+        self.state = self.state.model_copy(update={"timers": timers})
+
     def _winner_outcome(
         self, item: _Fired, channel: Channel, how: str, zone: ZoneInfo
     ) -> tuple[Outcome, Reason, str, Channel | None]:
@@ -635,7 +656,7 @@ def decide(
             decider.schedule(rule, event)
         else:
             fired.append(_Fired(rule, context, event, _evidence(rule, context)))
-    decider.settle(fired)
+    decider.settle_or_wait(fired)
     updated = apply_event(decider.state, event).model_copy(update={"features": features})
     decider.state = updated
     return decider.verdict(evaluated=tuple(rule.id for rule in candidates), late=too_late)

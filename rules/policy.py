@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
-from rules.durations import parse_duration
+from rules.durations import DURATION_PATTERN, Duration, parse_duration
 from schemas.actions import Channel
 from schemas.state import ContactRecord
 
@@ -49,7 +49,7 @@ Period = Annotated[
         {
             "anyOf": [
                 {"enum": ["day", "week"]},
-                {"type": "string", "pattern": r"^\s*\d+\s*[smhdw]\s*$"},
+                {"type": "string", "pattern": DURATION_PATTERN},
             ],
             "description": "day / week: the customer's calendar day or week; 24h, 7d: rolling",
         }
@@ -107,6 +107,11 @@ class PolicySpec(_Strict):
 
     caps: list[CapSpec] = []
     quiet_hours: list[QuietHoursSpec] = []
+    decision_window: Duration = Field(
+        default=timedelta(0),
+        description="Rules firing for a customer within this time compete as one moment; "
+        "0s decides each event at once.",
+    )
 
 
 @dataclass(frozen=True)
@@ -115,10 +120,11 @@ class Policy:
 
     caps: tuple[CapSpec, ...] = ()
     quiet_hours: tuple[QuietHoursSpec, ...] = ()
+    decision_window: timedelta = timedelta(0)
 
     @classmethod
     def from_spec(cls, spec: PolicySpec) -> Policy:
-        return cls(tuple(spec.caps), tuple(spec.quiet_hours))
+        return cls(tuple(spec.caps), tuple(spec.quiet_hours), spec.decision_window)
 
     # -- caps ------------------------------------------------------------------------------
 

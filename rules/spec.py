@@ -23,22 +23,10 @@ from pydantic import (
     model_validator,
 )
 
-from rules.durations import parse_duration
+from rules.durations import Duration
 from rules.policy import PolicySpec
 from schemas.actions import Channel
 
-
-def _duration(value: Any) -> Any:
-    return parse_duration(value) if isinstance(value, str) else value
-
-
-Duration = Annotated[
-    timedelta,
-    BeforeValidator(_duration),
-    WithJsonSchema(
-        {"type": "string", "pattern": r"^\s*\d+\s*[smhdw]\s*$", "examples": ["30m", "7d"]}
-    ),
-]
 RuleId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
 FeatureName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 EventType = Literal["app_click", "transaction", "drop_off"]

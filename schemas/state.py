@@ -47,6 +47,8 @@ class PendingTimer(BaseModel):
     ``absence``: the rule waits to see whether the customer comes back in time (an exit
     event cancels it). ``deferred``: the contact was decided but fell in quiet hours; it is
     re-checked against consent, caps and expiry when due (a consent withdrawal cancels it).
+    ``window``: the rule fired inside the policy's decision window; every rule that fires
+    before the window closes is arbitrated together, as one moment.
     The triggering event is kept whole: parameters and ``unless`` conditions
     (``start.flow``) read it when the timer fires, possibly on another worker after a
     restart or rebalance.
@@ -57,7 +59,7 @@ class PendingTimer(BaseModel):
     rule_id: str
     due_at: AwareDatetime
     start_event: dict[str, Any]
-    kind: Literal["absence", "deferred"] = "absence"
+    kind: Literal["absence", "deferred", "window"] = "absence"
     channel: Channel | None = None
 
 

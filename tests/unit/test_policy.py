@@ -221,3 +221,28 @@ rules: []
     assert any(line == 5 for line, _ in found)
     assert any(line == 7 for line, _ in found)
     assert (8, "policy") in found
+
+
+def test_rules_firing_within_the_decision_window_compete_as_one_moment() -> None:
+    ruleset = ruleset_from(
+        """
+policy: {decision_window: 1m}
+rules:
+  - {id: low, version: 1, event: app_click, when: 'event.screen == "a"', channels: [sms],
+     template: t, priority: 10}
+  - {id: high, version: 1, event: app_click, when: 'event.screen == "b"', channels: [push],
+     template: t, priority: 90}
+"""
+    )
+    replay = Replay(ruleset, NO_GRACE)
+    replay.profile(CustomerProfile.model_validate(profile("C1", updated_at="2026-01-01T00:00:00Z")))
+    start = _local("2026-11-02T10:00")
+    assert _decisions(replay.event(_click(start, screen="a"))) == []  # waiting for the window
+    assert _decisions(replay.event(_click(start + timedelta(seconds=20), screen="b"))) == []
+    closed = replay.advance(start + timedelta(minutes=2))
+    assert sorted(_decisions(closed)) == [
+        ("sent", "rule_matched", "push"),
+        ("suppressed", "arbitration_lost", "sms"),
+    ]
+    (action,) = [a for v in closed for a in v.actions]
+    assert action.rule_id == "high" and action.created_at == start + timedelta(minutes=1)
