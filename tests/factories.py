@@ -66,3 +66,10 @@ def transaction(customer_id: str, **overrides: Any) -> dict[str, Any]:
 def click(customer_id: str, **overrides: Any) -> dict[str, Any]:
     fields = {"screen": "mortgage_calculator", "platform": "ios", "session_id": "s1", **overrides}
     return _event("app_click", customer_id, **fields)
+
+
+def nighttime_zone() -> str:
+    """An IANA zone where it is around 23:00 now: inside the usual 21:00-08:00 quiet hours."""
+    offset = 23 - datetime.now(UTC).hour
+    offset = offset - 24 if offset > 14 else offset
+    return "UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"
