@@ -21,6 +21,18 @@ from types import TracebackType
 from schemas.errors import KairosError
 
 
+def terminate(process: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """Stop a child by PID: SIGTERM, then SIGKILL if it has not exited within ``timeout``."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout)
+
+
 class WorkerStartError(KairosError):
     """A worker exited or did not become ready in time."""
 
@@ -113,14 +125,7 @@ class WorkerProcess:
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM, then SIGKILL if it does not exit in time."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout)
+        terminate(process, timeout)
 
     def kill(self) -> None:
         """SIGKILL: a crash, for failover and recovery tests."""
