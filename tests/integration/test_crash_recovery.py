@@ -45,7 +45,7 @@ def test_sigkill_mid_stream_loses_nothing(kairos: Any) -> None:
     k.producer.flush()
 
     started = time.monotonic()
-    k.start_worker()
+    restarted = k.start_worker()
     records = k.collect(
         [k.topics.actions(Channel.PUSH)],
         until=lambda r: expected <= {v["action_id"] for _, v in r},
@@ -53,7 +53,16 @@ def test_sigkill_mid_stream_loses_nothing(kairos: Any) -> None:
     )
     recovered_in = time.monotonic() - started
     seen = Counter(v["action_id"] for _, v in records)
-    assert set(seen) == expected, f"lost {len(expected - set(seen))} contacts"
+    if set(seen) != expected:  # say where it stopped: consuming, deciding or producing
+        consumed = restarted.metric("kairos_events_consumed_total", event_type="app_click")
+        sent = restarted.metric(
+            "kairos_actions_total", channel="push", rule_id="mortgage-calculator-interest"
+        )
+        log = (k.workdir / "worker-1.log").read_text()[-3000:]
+        pytest.fail(
+            f"lost {len(expected - set(seen))} of {len(expected)} contacts; the restarted worker "
+            f"consumed {consumed:.0f} clicks and sent {sent:.0f} actions\n{log}"
+        )
     duplicates = sum(n - 1 for n in seen.values())
     print(
         f"\n{len(events)} events, {len(expected)} contacts due, {len(seen)} delivered, "
