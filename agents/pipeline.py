@@ -44,6 +44,29 @@ class Pipeline:
     metrics: Metrics
 
 
+_SLOW_ACK_S = 5.0
+
+
+async def _acknowledged(deliveries: list[Any], topic: str, partition: int, offset: int) -> None:
+    """Wait for the broker to acknowledge outputs, saying so if it takes unusually long."""
+    pending = asyncio.ensure_future(asyncio.gather(*deliveries))
+    waited = 0.0
+    while True:
+        done, _ = await asyncio.wait({pending}, timeout=_SLOW_ACK_S)
+        if done:
+            pending.result()
+            return
+        waited += _SLOW_ACK_S
+        log.warning(
+            "Still waiting after %.0fs for the broker to acknowledge %d output(s) of %s[%d]@%d",
+            waited,
+            len(deliveries),
+            topic,
+            partition,
+            offset,
+        )
+
+
 def install(
     app: faust.App,
     settings: Settings,
@@ -100,8 +123,8 @@ def install(
                 await outputs[output.topic].send(key=output.key, value=output.value)
                 for output in processed.outputs
             ]
-            if deliveries:
-                await asyncio.gather(*deliveries)  # acknowledged by the broker: now state may move
+            if deliveries:  # acknowledged by the broker: only then may the state move on
+                await _acknowledged(deliveries, message.topic, message.partition, message.offset)
             if processed.state is not None:
                 state[processed.state[0]] = processed.state[1]
             processor.observe_latency(processed)
