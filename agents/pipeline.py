@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import faust
 from faust.types import StreamT
 
-from agents.processor import EventProcessor, InputMessage
+from agents.processor import EventProcessor, InputMessage, Processed
 from agents.timer_scheduler import TimerIndex, tick_message
 from app.clock import Clock, utc_now
 from app.metrics import Metrics
@@ -31,6 +32,7 @@ from schemas.actions import Channel
 log = logging.getLogger(__name__)
 
 STATE_TABLE = "customer_state"
+RM_CAPACITY_TABLE = "rm_capacity"
 
 
 @dataclass
@@ -67,6 +69,35 @@ async def _acknowledged(deliveries: list[Any], topic: str, partition: int, offse
         )
 
 
+def _as_input(message: Any) -> InputMessage:
+    return InputMessage(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        timestamp=message.timestamp,
+    )
+
+
+async def _deliver_then_store(
+    processed: Processed, message: Any, outputs: Mapping[str, Any], table: Any
+) -> None:
+    """Produce the outputs and wait for the broker's acknowledgement; only then store state.
+
+    A crash in between re-processes the message with the same deterministic ids, so no
+    contact is lost; a state that remembers the message implies its outputs were delivered.
+    """
+    deliveries = [
+        await outputs[output.topic].send(key=output.key, value=output.value)
+        for output in processed.outputs
+    ]
+    if deliveries:
+        await _acknowledged(deliveries, message.topic, message.partition, message.offset)
+    if processed.state is not None:
+        table[processed.state[0]] = processed.state[1]
+
+
 def install(
     app: faust.App,
     settings: Settings,
@@ -94,6 +125,8 @@ def install(
             topics.conversions,
             topics.dead_letter,
             topics.timers,
+            topics.rm_requests,
+            topics.rm_replies,
         )
     }
     state = app.Table(
@@ -108,30 +141,33 @@ def install(
     async def decide_and_contact(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
-            processed = processor.process(
-                InputMessage(
-                    topic=message.topic,
-                    partition=message.partition,
-                    offset=message.offset,
-                    key=message.key,
-                    value=message.value,
-                    timestamp=message.timestamp,
-                ),
-                state,
-            )
-            deliveries = [
-                await outputs[output.topic].send(key=output.key, value=output.value)
-                for output in processed.outputs
-            ]
-            if deliveries:  # acknowledged by the broker: only then may the state move on
-                await _acknowledged(deliveries, message.topic, message.partition, message.offset)
-            if processed.state is not None:
-                state[processed.state[0]] = processed.state[1]
+            processed = processor.process(_as_input(message), state)
+            await _deliver_then_store(processed, message, outputs, state)
             processor.observe_latency(processed)
             if processed.wake_up is not None:
                 timer_index.note(*processed.wake_up)
 
     app.agent(inputs, name="decide_and_contact", concurrency=1)(decide_and_contact)
+
+    # RM capacity is shared by customers on every partition: requests are keyed by RM, so
+    # one worker owns each RM's daily count (a second, small table).
+    rm_counters = app.Table(
+        RM_CAPACITY_TABLE,
+        default=None,
+        partitions=settings.partitions,
+        help="RM contacts granted per RM (or branch) and working day.",
+        key_type=bytes,
+        value_type=bytes,
+    )
+    rm_requests = app.topic(topics.rm_requests, partitions=settings.partitions, **raw)
+
+    async def reserve_rm_capacity(stream: StreamT[bytes]) -> None:
+        async for event in stream.events():
+            message = event.message
+            processed = processor.process_rm_request(_as_input(message), rm_counters)
+            await _deliver_then_store(processed, message, outputs, rm_counters)
+
+    app.agent(rm_requests, name="reserve_rm_capacity", concurrency=1)(reserve_rm_capacity)
 
     async def wake_customers_with_due_timers() -> None:
         """Tick each customer whose absence timer is due; re-index after a rebalance."""

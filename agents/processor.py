@@ -17,8 +17,17 @@ from pydantic import ValidationError
 from app.clock import Clock, utc_now
 from app.metrics import Metrics
 from app.topics import TopicNames
-from rules.engine import EngineOptions, Verdict, decide, fire_due_timers, update_profile
+from rules.capacity import admits, counter_key, refusal
+from rules.engine import (
+    EngineOptions,
+    Verdict,
+    decide,
+    fire_due_timers,
+    handle_rm_capacity_full,
+    update_profile,
+)
 from rules.ruleset import Ruleset
+from schemas.capacity import RmReply, RmRequest
 from schemas.codec import decode_event, decode_profile, decode_state, encode
 from schemas.dead_letter import DeadLetter
 from schemas.decisions import Outcome
@@ -96,6 +105,8 @@ class EventProcessor:
                 return self._process_profile(message, store)
             if message.topic == self.topics.timers:
                 return self._process_tick(message, store)
+            if message.topic == self.topics.rm_replies:
+                return self._process_rm_reply(message, store)
             return self._process_event(message, store)
         except InvalidEventError as exc:
             return self._dead_letter(message, exc)
@@ -160,6 +171,49 @@ class EventProcessor:
             processed.state = (key, encode(verdict.state))
         return processed
 
+    def _process_rm_reply(self, message: InputMessage, store: StateStore) -> Processed:
+        reply = RmReply.model_validate_json(message.value)  # our own record: trusted
+        key = reply.customer_id.encode()
+        current = store.get(key)
+        if current is None:
+            return Processed()
+        verdict = handle_rm_capacity_full(
+            decode_state(current), reply, self.ruleset, self.clock(), self.options
+        )
+        processed = self._emit(verdict, key, None, None)
+        processed.state = (key, encode(verdict.state))
+        return processed
+
+    def process_rm_request(self, message: InputMessage, counters: StateStore) -> Processed:
+        """Grant an RM contact within the RM's daily capacity, or refuse it to the customer.
+
+        Runs on the partition that owns the RM (requests are keyed by RM), so the count of
+        the day is read and written by one worker only.
+        """
+        request = RmRequest.model_validate_json(message.value)
+        key = counter_key(request).encode()
+        used = int(counters.get(key) or b"0")
+        customer = request.action.customer_id.encode()
+        if admits(request, used):
+            self.metrics.rm_capacity.labels("granted").inc()
+            self.metrics.actions.labels(request.action.channel.value, request.action.rule_id).inc()
+            self.metrics.rule_fires.labels(request.decision.rule_id).inc()
+            return Processed(
+                outputs=[
+                    Output(self.topics.decisions, customer, encode(request.decision)),
+                    Output(
+                        self.topics.actions(request.action.channel),
+                        customer,
+                        encode(request.action),
+                    ),
+                ],
+                state=(key, str(used + 1).encode()),
+            )
+        self.metrics.rm_capacity.labels("full").inc()
+        return Processed(
+            outputs=[Output(self.topics.rm_replies, customer, encode(refusal(request)))]
+        )
+
     def _emit(
         self,
         verdict: Verdict,
@@ -182,6 +236,9 @@ class EventProcessor:
             elif decision.outcome is Outcome.HELD_OUT:
                 self.metrics.held_out.labels(decision.rule_id).inc()
             processed.outputs.append(Output(self.topics.decisions, key, encode(decision)))
+        for request in verdict.rm_requests:
+            capacity_key = request.capacity_key.encode()
+            processed.outputs.append(Output(self.topics.rm_requests, capacity_key, encode(request)))
         for conversion in verdict.conversions:
             self.metrics.conversions.labels(conversion.rule_id, conversion.group).inc()
             processed.outputs.append(Output(self.topics.conversions, key, encode(conversion)))

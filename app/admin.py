@@ -45,7 +45,7 @@ def ensure_topics(
             time.sleep(0.2)
     try:
         existing = set(admin.list_topics())
-        wanted = [*topics.inputs, *topics.outputs, topics.rules]
+        wanted = [*topics.inputs, *topics.outputs, topics.rules, topics.rm_requests]
         if only is not None:
             wanted = [name for name in wanted if name in only]
         missing = [

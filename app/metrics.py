@@ -103,6 +103,12 @@ class Metrics:
             ["rule_id", "group"],
             registry=r,
         )
+        self.rm_capacity = Counter(
+            "kairos_rm_capacity_total",
+            "RM contacts granted within the RM's daily capacity, or refused as full.",
+            ["outcome"],
+            registry=r,
+        )
         self.events_late = Counter(
             "kairos_events_late_total",
             "Events too far behind the customer's newest to update windowed features.",

@@ -55,6 +55,16 @@ class TopicNames:
         """Internal wake-up calls for due absence timers, co-partitioned with the inputs."""
         return self._name("internal.timers")
 
+    @property
+    def rm_requests(self) -> str:
+        """RM contacts waiting for capacity, keyed by RM or branch (not by customer)."""
+        return self._name("internal.rm_requests")
+
+    @property
+    def rm_replies(self) -> str:
+        """Refusals for RM capacity, back to the customer's partition."""
+        return self._name("internal.rm_replies")
+
     def actions(self, channel: Channel) -> str:
         return self._name(f"actions.{channel.value}")
 
@@ -67,7 +77,7 @@ class TopicNames:
 
     @property
     def inputs(self) -> tuple[str, ...]:
-        return (*self.event_inputs, self.profile, self.timers)
+        return (*self.event_inputs, self.profile, self.timers, self.rm_replies)
 
     @property
     def outputs(self) -> tuple[str, ...]:

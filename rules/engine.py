@@ -29,6 +29,7 @@ from rules.policy import remember_contact
 from rules.ruleset import CompiledPattern, CompiledRule, Ruleset
 from rules.state_update import apply_event, apply_profile, is_duplicate, new_state
 from schemas.actions import Action, Channel, derive_action_id
+from schemas.capacity import RmReply, RmRequest
 from schemas.codec import EVENT_ADAPTER
 from schemas.conversions import Conversion
 from schemas.decisions import Decision, Outcome, Reason
@@ -99,6 +100,7 @@ class Verdict:
     failures: list[RuleFailure] = field(default_factory=list)
     timers: list[TimerChange] = field(default_factory=list)
     conversions: list[Conversion] = field(default_factory=list)
+    rm_requests: list[RmRequest] = field(default_factory=list)
 
     #: When the customer's earliest pending timer should fire (for the scheduler).
     wake_up_at: datetime | None = None
@@ -179,6 +181,7 @@ class _Decider:
         self.failures: list[RuleFailure] = []
         self.timers: list[TimerChange] = []
         self.conversions: list[Conversion] = []
+        self.rm_requests: list[RmRequest] = []
 
     def context(
         self, event: Event, features: Mapping[str, FeatureState], start: Event | None = None
@@ -208,7 +211,7 @@ class _Decider:
 
     # -- settling one moment: policy, arbitration, holdout, expiry ---------------------------
 
-    def settle(self, fired: list[_Fired]) -> None:
+    def settle(self, fired: list[_Fired], unavailable: Mapping[Channel, str] | None = None) -> None:
         """Decide who among the rules fired at one moment gets to contact the customer.
 
         Consent, reachability, caps and per-rule limits first (a rule that may not contact
@@ -221,7 +224,7 @@ class _Decider:
         zone = ZoneInfo(profile.timezone) if profile is not None else _UTC
         policy = self.ruleset.policy
         capped_channels, cap_reason = policy.capped_channels(self.state.contacts, self.now, zone)
-        capped = dict.fromkeys(capped_channels, cap_reason or "capped")
+        capped = {**dict.fromkeys(capped_channels, cap_reason or "capped"), **(unavailable or {})}
         eligible: list[tuple[_Fired, Channel]] = []
         outcomes: dict[str, tuple[Outcome, Reason, str, Channel | None]] = {}
         for item in fired:
@@ -377,6 +380,7 @@ class _Decider:
         customer_id = self.state.customer_id
         trigger_ids = [event.event_id]
         action_id = None
+        action: Action | None = None
         if outcome is Outcome.SENT:
             action_id = derive_action_id(
                 customer_id=customer_id,
@@ -385,22 +389,20 @@ class _Decider:
                 channel=channel,
                 trigger_event_ids=trigger_ids,
             )
-            self.actions.append(
-                Action(
-                    action_id=action_id,
-                    customer_id=customer_id,
-                    channel=channel,
-                    rule_id=rule.id,
-                    rule_version=rule.version,
-                    ruleset_version=self.ruleset.version,
-                    template=rule.spec.template,
-                    params=rule.render_params(item.context),
-                    priority=rule.priority,
-                    created_at=self.now,
-                    expires_at=event.occurred_at + rule.ttl,
-                    trigger_event_ids=trigger_ids,
-                    reason=why,
-                )
+            action = Action(
+                action_id=action_id,
+                customer_id=customer_id,
+                channel=channel,
+                rule_id=rule.id,
+                rule_version=rule.version,
+                ruleset_version=self.ruleset.version,
+                template=rule.spec.template,
+                params=rule.render_params(item.context),
+                priority=rule.priority,
+                created_at=self.now,
+                expires_at=event.occurred_at + rule.ttl,
+                trigger_event_ids=trigger_ids,
+                reason=why,
             )
             self._count_contact(rule, channel)
         elif outcome is Outcome.HELD_OUT:
@@ -422,9 +424,93 @@ class _Decider:
             decided_at=self.now,
             evidence=item.evidence,
         )
-        self.decisions.append(decision)
+        if action is not None and self._needs_rm_capacity(action):
+            self._request_rm_capacity(action, decision, event)
+        else:
+            if action is not None:
+                self.actions.append(action)
+            self.decisions.append(decision)
         if rule.goal is not None and outcome in (Outcome.SENT, Outcome.HELD_OUT):
             self._watch_goal(rule, decision, item.event)
+
+    # -- RM capacity --------------------------------------------------------------------------
+
+    def _needs_rm_capacity(self, action: Action) -> bool:
+        return action.channel is Channel.RM and self.ruleset.policy.rm_capacity is not None
+
+    def _capacity_key(self) -> str:
+        spec = self.ruleset.policy.rm_capacity
+        profile = self.state.profile
+        assert spec is not None and profile is not None
+        if spec.per == "branch" and profile.branch_id:
+            return f"branch:{profile.branch_id}"
+        return f"rm:{profile.rm_id}" if profile.rm_id else f"branch:{profile.branch_id}"
+
+    def _request_rm_capacity(self, action: Action, decision: Decision, start: Event) -> None:
+        """Ask the RM's capacity owner; it emits the action and the decision if granted."""
+        spec = self.ruleset.policy.rm_capacity
+        assert spec is not None
+        rule = self.ruleset.by_id[action.rule_id]
+        day, retry_at = self.ruleset.policy.rm_day(self.now)
+        self.rm_requests.append(
+            RmRequest(
+                capacity_key=self._capacity_key(),
+                day=day,
+                daily_limit=spec.daily_limit,
+                when_full=rule.spec.rm_when_full or spec.when_full,
+                retry_at=retry_at,
+                action=action,
+                decision=decision,
+                start_event=start.model_dump(mode="json"),
+            )
+        )
+
+    def rm_capacity_full(self, reply: RmReply) -> None:
+        """The RM's day was full: undo the optimistic count, then fall back or wait a day."""
+        rule = self.ruleset.by_id.get(reply.rule_id)
+        start = EVENT_ADAPTER.validate_python(reply.start_event)
+        self._uncount_contact(reply.rule_id, start.event_id)
+        if rule is None or not rule.spec.enabled:
+            self.timers.append(TimerChange(reply.rule_id, "dropped"))
+            return
+        context = self.context(start, self.state.features)
+        item = _Fired(rule, context, start, _evidence(rule, context))
+        why = f"{reply.capacity_key} has no capacity left on {reply.day}"
+        if reply.when_full == "next_channel":
+            self.settle([item], unavailable={Channel.RM: why})
+            return
+        self._defer(item, Channel.RM, reply.retry_at)
+        self._record(
+            item,
+            Outcome.DEFERRED,
+            Reason.RM_CAPACITY,
+            f"{why}; deferred to {reply.retry_at.isoformat()}",
+            Channel.RM,
+        )
+
+    def _uncount_contact(self, rule_id: str, trigger_event_id: str) -> None:
+        contacts = list(self.state.contacts)
+        for index in range(len(contacts) - 1, -1, -1):
+            if contacts[index].channel is Channel.RM and contacts[index].rule_id == rule_id:
+                del contacts[index]
+                break
+        rules = dict(self.state.rules)
+        history = rules.get(rule_id)
+        if history is not None and history.sent > 0:
+            rules[rule_id] = history.model_copy(update={"sent": history.sent - 1})
+        goals = [
+            g
+            for g in self.state.goals
+            if not (g.rule_id == rule_id and g.start_event.get("event_id") == trigger_event_id)
+        ]
+        self.state = self.state.model_copy(
+            update={
+                "contacts": contacts,
+                "rules": rules,
+                "goals": goals,
+                "contacts_sent": max(self.state.contacts_sent - 1, 0),
+            }
+        )
 
     # -- goals -------------------------------------------------------------------------------
 
@@ -589,6 +675,7 @@ class _Decider:
             failures=self.failures,
             timers=self.timers,
             conversions=self.conversions,
+            rm_requests=self.rm_requests,
             **extra,
         )
 
@@ -681,4 +768,17 @@ def update_profile(
     """Apply a profile update; a consent withdrawal cancels deferred contacts it forbids."""
     decider = _Decider(apply_profile_update(state, profile), ruleset, now, options.timer_grace)
     decider.withdraw_deferred()
+    return decider.verdict()
+
+
+def handle_rm_capacity_full(
+    state: CustomerState,
+    reply: RmReply,
+    ruleset: Ruleset,
+    now: datetime,
+    options: EngineOptions = EngineOptions(),
+) -> Verdict:
+    """An RM contact came back refused for capacity: fall back, or retry the next day."""
+    decider = _Decider(state, ruleset, now, options.timer_grace)
+    decider.rm_capacity_full(reply)
     return decider.verdict()

@@ -102,11 +102,30 @@ class QuietHoursSpec(_Strict):
         return self
 
 
+class RmCapacitySpec(_Strict):
+    """A relationship manager (or branch) takes at most ``daily_limit`` contacts a day."""
+
+    per: Literal["rm", "branch"] = "rm"
+    daily_limit: int = Field(ge=0)
+    when_full: Literal["next_channel", "next_day"] = Field(
+        default="next_channel",
+        description="Default for rules: the next channel in the rule's list, or the next day.",
+    )
+    timezone: str = Field(default="UTC", description="IANA zone of the RMs' working day.")
+    opens_at: ClockTime = Field(default=time(9, 0), description="When a working day starts.")
+
+    @model_validator(mode="after")
+    def _zone(self) -> RmCapacitySpec:
+        ZoneInfo(self.timezone)  # raises for an unknown zone, with its name
+        return self
+
+
 class PolicySpec(_Strict):
     """The contact policy of a ruleset."""
 
     caps: list[CapSpec] = []
     quiet_hours: list[QuietHoursSpec] = []
+    rm_capacity: RmCapacitySpec | None = None
     decision_window: Duration = Field(
         default=timedelta(0),
         description="Rules firing for a customer within this time compete as one moment; "
@@ -121,10 +140,21 @@ class Policy:
     caps: tuple[CapSpec, ...] = ()
     quiet_hours: tuple[QuietHoursSpec, ...] = ()
     decision_window: timedelta = timedelta(0)
+    rm_capacity: RmCapacitySpec | None = None
 
     @classmethod
     def from_spec(cls, spec: PolicySpec) -> Policy:
-        return cls(tuple(spec.caps), tuple(spec.quiet_hours), spec.decision_window)
+        return cls(
+            tuple(spec.caps), tuple(spec.quiet_hours), spec.decision_window, spec.rm_capacity
+        )
+
+    def rm_day(self, now: datetime) -> tuple[str, datetime]:
+        """The RMs' current working day, and when the next one opens (UTC)."""
+        assert self.rm_capacity is not None
+        zone = ZoneInfo(self.rm_capacity.timezone)
+        local = now.astimezone(zone)
+        tomorrow = local.date() + timedelta(days=1)
+        return local.date().isoformat(), _local_instant(tomorrow, self.rm_capacity.opens_at, zone)
 
     # -- caps ------------------------------------------------------------------------------
 

@@ -13,7 +13,15 @@ import heapq
 from collections.abc import Iterator
 from datetime import datetime
 
-from rules.engine import EngineOptions, Verdict, decide, fire_due_timers, update_profile
+from rules.capacity import admits, counter_key, refusal
+from rules.engine import (
+    EngineOptions,
+    Verdict,
+    decide,
+    fire_due_timers,
+    handle_rm_capacity_full,
+    update_profile,
+)
 from rules.ruleset import Ruleset
 from schemas.events import Event
 from schemas.profile import CustomerProfile
@@ -29,14 +37,14 @@ class Replay:
         self.states: dict[str, CustomerState] = {}
         self.clock: datetime | None = None
         self._wake_ups: list[tuple[datetime, str]] = []
+        self.rm_counters: dict[str, int] = {}
 
     def profile(self, profile: CustomerProfile) -> list[Verdict]:
         """Apply a profile update at the current clock (it may cancel deferred contacts)."""
         now = self.clock or profile.updated_at
         state = self.states.get(profile.customer_id)
         verdict = update_profile(state, profile, self.ruleset, now, self.options)
-        self._keep(verdict)
-        return [verdict]
+        return [verdict, *self._keep(verdict)]
 
     def event(self, event: Event) -> list[Verdict]:
         """Advance the clock to the event (firing what fell due before it), then decide."""
@@ -44,8 +52,8 @@ class Replay:
         now = self.clock if self.clock and self.clock > event.occurred_at else event.occurred_at
         self.clock = now
         verdict = decide(event, self.states.get(event.customer_id), self.ruleset, now, self.options)
-        self._keep(verdict)
         verdicts.append(verdict)
+        verdicts.extend(self._keep(verdict))
         return verdicts
 
     def advance(self, until: datetime) -> list[Verdict]:
@@ -57,8 +65,8 @@ class Replay:
                 continue
             verdict = fire_due_timers(state, self.ruleset, fire_at, self.options)
             if verdict.timers:
-                self._keep(verdict)
                 verdicts.append(verdict)
+                verdicts.extend(self._keep(verdict))
         if self.clock is None or until > self.clock:
             self.clock = until
         return verdicts
@@ -67,7 +75,27 @@ class Replay:
         while self._wake_ups and self._wake_ups[0][0] <= until:
             yield heapq.heappop(self._wake_ups)
 
-    def _keep(self, verdict: Verdict) -> None:
+    def _keep(self, verdict: Verdict) -> list[Verdict]:
+        """Store the state; settle RM capacity requests at once (one process owns every RM)."""
         self.states[verdict.state.customer_id] = verdict.state
         if verdict.wake_up_at is not None:
             heapq.heappush(self._wake_ups, (verdict.wake_up_at, verdict.state.customer_id))
+        followers: list[Verdict] = []
+        for request in verdict.rm_requests:
+            key = counter_key(request)
+            used = self.rm_counters.get(key, 0)
+            if admits(request, used):
+                self.rm_counters[key] = used + 1
+                state = self.states[request.action.customer_id]
+                followers.append(
+                    Verdict(state=state, actions=[request.action], decisions=[request.decision])
+                )
+            else:
+                state = self.states[request.action.customer_id]
+                reply = refusal(request)
+                answer = handle_rm_capacity_full(
+                    state, reply, self.ruleset, self.clock or reply.retry_at, self.options
+                )
+                followers.append(answer)
+                followers.extend(self._keep(answer))
+        return followers

@@ -147,6 +147,10 @@ class RuleSpec(_Strict):
         description="In the policy's quiet hours: send at the next allowed time, or drop. "
         "Default: what the policy says.",
     )
+    rm_when_full: Literal["next_channel", "next_day"] | None = Field(
+        default=None,
+        description="When the RM's day is full: next channel, or next day. Default: the policy.",
+    )
     holdout: float = Field(
         default=0, ge=0, le=100, description="Percent of customers held out, for measuring uplift."
     )

@@ -42,6 +42,7 @@ class Reason(StrEnum):
     QUIET_HOURS = "quiet_hours"
     CONSENT_WITHDRAWN = "consent_withdrawn"
     RULE_WITHDRAWN = "rule_withdrawn"
+    RM_CAPACITY = "rm_capacity"
 
 
 class Decision(BaseModel):

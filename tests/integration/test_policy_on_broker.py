@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from schemas.actions import Channel
-from tests.factories import click, nighttime_zone, now_iso, profile
+from tests.factories import click, daytime_zone, drop_off, nighttime_zone, now_iso, profile
 
 pytestmark = pytest.mark.integration
 
@@ -46,3 +46,30 @@ def test_a_night_contact_is_deferred_then_cancelled_by_a_consent_withdrawal(kair
         worker.metric("kairos_suppressions_total", reason="consent_withdrawn", rule_id="offer") == 1
     )
     assert k.collect([k.topics.actions(Channel.SMS)], until=lambda r: False, timeout=2) == []
+
+
+RM_CAPACITY = """
+policy:
+  rm_capacity: {per: rm, daily_limit: 1, when_full: next_channel}
+rules:
+  - {id: call, version: 1, event: drop_off, channels: [rm, sms], template: t}
+"""
+
+
+def test_an_rms_daily_capacity_is_shared_across_partitions(kairos: Any) -> None:
+    k = kairos(rules_yaml=RM_CAPACITY)
+    worker = k.start_worker()
+    consent = {"sms": True, "push": True, "rm": True}
+    noon = daytime_zone()
+    customers = ["C-RM-A", "C-RM-B", "C-RM-C"]  # keys spread over partitions, one RM
+    k.send_profiles(*(profile(c, rm_id="RM9", consent=consent, timezone=noon) for c in customers))
+    for customer in customers:
+        k.send(k.topics.drop_off, drop_off(customer))
+
+    topics = [k.topics.actions(Channel.RM), k.topics.actions(Channel.SMS)]
+    records = k.collect(topics, until=lambda r: len(r) >= 3, timeout=30)
+    channels = sorted(t.rsplit(".", 1)[1] for t, _ in records)
+    assert channels == ["rm", "sms", "sms"]
+    assert len({v["customer_id"] for _, v in records}) == 3
+    assert worker.metric("kairos_rm_capacity_total", outcome="granted") == 1
+    assert worker.metric("kairos_rm_capacity_total", outcome="full") == 2

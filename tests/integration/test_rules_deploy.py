@@ -16,7 +16,7 @@ from app.settings import EXAMPLE_RULES
 from rules.loader import load_ruleset
 from schemas.actions import Channel
 from schemas.deployment import RulesetBundle
-from tests.factories import click, profile
+from tests.factories import click, daytime_zone, profile
 
 pytestmark = pytest.mark.integration
 
@@ -89,7 +89,7 @@ def test_deploy_swaps_rules_on_a_running_worker_and_rollback_restores_them(
     assert worker.wait_metric("kairos_ruleset_swaps_total", 1) == 1
     assert worker.metric("kairos_ruleset_info", version=new) == 1
 
-    k.send_profiles(profile("C-TRAVEL"))
+    k.send_profiles(profile("C-TRAVEL", timezone=daytime_zone()))  # clear of quiet hours
     k.send(t.app_click, click("C-TRAVEL", screen="travel_insurance"))
     push = t.actions(Channel.PUSH)
     records = k.collect([push], until=lambda r: len(r) >= 1)
