@@ -31,7 +31,7 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         # Frequent commits bound what a crashed worker re-processes (duplicates absorbed by ids).
         "broker_commit_interval": settings.commit_interval_s,
         "consumer_auto_offset_reset": "earliest",
-        "processing_guarantee": "at_least_once",
+        "processing_guarantee": settings.processing_guarantee,
         "table_standby_replicas": 1,
         "stream_wait_empty": False,
         "producer_linger": 0.005,

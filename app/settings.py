@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EXAMPLE_RULES = Path(__file__).resolve().parent.parent / "rules" / "examples"
@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     broker_flavor: Literal["kafka", "tansu"] = Field(
         default="kafka",
         description="'tansu' turns on the embedded broker's accommodations; never in production.",
+    )
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        default="at_least_once",
+        description="exactly_once uses Kafka transactions (Apache Kafka only; Tansu has none).",
     )
     app_id: str = Field(default="kairos", description="Consumer group and changelog prefix.")
     topic_prefix: str = Field(default="kairos", description="Prefix of every topic name.")
@@ -64,3 +68,12 @@ class Settings(BaseSettings):
     clock_wall_origin: float = Field(default=0.0, description="Demo only: Unix time of origin.")
     clock_speed: float = Field(default=1.0, gt=0, description="Demo only: simulated s per real s.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @model_validator(mode="after")
+    def _supported_by_the_broker(self) -> Settings:
+        if self.broker_flavor == "tansu" and self.processing_guarantee == "exactly_once":
+            raise ValueError(
+                "KAIROS_PROCESSING_GUARANTEE=exactly_once needs Kafka transactions, which the "
+                "embedded Tansu broker does not have; use at_least_once (the default) with it"
+            )
+        return self
