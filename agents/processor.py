@@ -235,6 +235,8 @@ class EventProcessor:
                 self.metrics.suppressions.labels(decision.reason_code.value, decision.rule_id).inc()
             elif decision.outcome is Outcome.HELD_OUT:
                 self.metrics.held_out.labels(decision.rule_id).inc()
+            elif decision.outcome is Outcome.DEFERRED:
+                self.metrics.deferrals.labels(decision.reason_code.value, decision.rule_id).inc()
             processed.outputs.append(Output(self.topics.decisions, key, encode(decision)))
         for request in verdict.rm_requests:
             capacity_key = request.capacity_key.encode()

@@ -91,6 +91,12 @@ class Metrics:
         self.rules_loaded = Gauge(
             "kairos_rules_loaded", "Enabled rules in the live ruleset.", registry=r
         )
+        self.deferrals = Counter(
+            "kairos_deferrals_total",
+            "Contacts deferred (quiet hours, RM capacity), by reason; each is re-checked when due.",
+            ["reason", "rule_id"],
+            registry=r,
+        )
         self.held_out = Counter(
             "kairos_holdouts_total",
             "Contacts recorded but not sent because the customer is in the rule's holdout.",

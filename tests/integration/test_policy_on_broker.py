@@ -45,6 +45,7 @@ def test_a_night_contact_is_deferred_then_cancelled_by_a_consent_withdrawal(kair
     assert (
         worker.metric("kairos_suppressions_total", reason="consent_withdrawn", rule_id="offer") == 1
     )
+    assert worker.metric("kairos_deferrals_total", reason="quiet_hours", rule_id="offer") == 1
     assert k.collect([k.topics.actions(Channel.SMS)], until=lambda r: False, timeout=2) == []
 
 
