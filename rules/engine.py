@@ -19,7 +19,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from rules.consent import channel_consented, choose_channel
@@ -268,18 +268,8 @@ class _Decider:
             return
         open_windows = [t.due_at for t in self.state.timers if t.kind == "window"]
         closes_at = min(open_windows) if open_windows else self.now + window
-        timers = list(self.state.timers)
         for item in fired:
-            timers.append(
-                PendingTimer(
-                    rule_id=item.rule.id,
-                    due_at=closes_at,
-                    start_event=item.event.model_dump(mode="json"),
-                    kind="window",
-                )
-            )
-            self.timers.append(TimerChange(item.rule.id, "windowed"))
-        self.state = self.state.model_copy(update={"timers": timers})
+            self._add_timer(item.rule.id, item.event, closes_at, "window", "windowed")
 
     def _winner_outcome(
         self, item: _Fired, channel: Channel, how: str, zone: ZoneInfo
@@ -318,20 +308,30 @@ class _Decider:
         )
 
     def _defer(self, item: _Fired, channel: Channel, due_at: datetime) -> None:
-        timers = [
-            t for t in self.state.timers if not (t.kind == "deferred" and t.rule_id == item.rule.id)
-        ]
+        self._add_timer(item.rule.id, item.event, due_at, "deferred", "deferred", channel)
+
+    def _add_timer(
+        self,
+        rule_id: str,
+        event: Event,
+        due_at: datetime,
+        kind: Literal["absence", "deferred", "window"],
+        change: str,
+        channel: Channel | None = None,
+    ) -> None:
+        """Keep one pending timer per rule and kind: the latest trigger replaces the last."""
+        timers = [t for t in self.state.timers if not (t.rule_id == rule_id and t.kind == kind)]
         timers.append(
             PendingTimer(
-                rule_id=item.rule.id,
+                rule_id=rule_id,
                 due_at=due_at,
-                start_event=item.event.model_dump(mode="json"),
-                kind="deferred",
+                start_event=event.model_dump(mode="json"),
+                kind=kind,
                 channel=channel,
             )
         )
         self.state = self.state.model_copy(update={"timers": timers})
-        self.timers.append(TimerChange(item.rule.id, "deferred"))
+        self.timers.append(TimerChange(rule_id, change))
 
     def withdraw_deferred(self) -> None:
         """A consent withdrawal cancels the deferred contacts it no longer allows."""
@@ -621,16 +621,8 @@ class _Decider:
     def schedule(self, rule: CompiledRule, event: Event) -> None:
         """Start (or restart) the wait: one pending timer per rule, the latest trigger."""
         assert rule.unless is not None
-        timers = [t for t in self.state.timers if t.rule_id != rule.id]
-        timers.append(
-            PendingTimer(
-                rule_id=rule.id,
-                due_at=event.occurred_at + rule.unless.within,
-                start_event=event.model_dump(mode="json"),
-            )
-        )
-        self.state = self.state.model_copy(update={"timers": timers})
-        self.timers.append(TimerChange(rule.id, "scheduled"))
+        due_at = event.occurred_at + rule.unless.within
+        self._add_timer(rule.id, event, due_at, "absence", "scheduled")
 
     def fire_due(self) -> None:
         """Fire every timer whose moment has come; each fires once, then is gone."""

@@ -14,7 +14,7 @@ from schemas.actions import Channel
 from schemas.codec import decode_event
 from schemas.profile import CustomerProfile
 from schemas.state import ContactRecord
-from tests.factories import click, profile
+from tests.factories import click, drop_off, profile
 from tests.rulesets import ruleset_from
 
 MADRID = ZoneInfo("Europe/Madrid")
@@ -246,3 +246,27 @@ rules:
     ]
     (action,) = [a for v in closed for a in v.actions]
     assert action.rule_id == "high" and action.created_at == start + timedelta(minutes=1)
+
+
+def test_a_new_wait_of_a_rule_keeps_its_deferred_contact() -> None:
+    ruleset = ruleset_from(
+        POLICY
+        + """
+rules:
+  - id: resume
+    version: 1
+    event: drop_off
+    unless: {within: 30m, events: [{event: app_click, when: 'event.screen == "resume"'}]}
+    channels: [push]
+    template: t
+"""
+    )
+    replay = Replay(ruleset, NO_GRACE)
+    replay.profile(CustomerProfile.model_validate(profile("C1", updated_at="2026-01-01T00:00:00Z")))
+    first = json.dumps(drop_off("C1", occurred_at=_local("2026-11-02T22:00").isoformat()))
+    replay.event(decode_event(first.encode()))
+    replay.advance(_local("2026-11-02T22:31"))  # fired in quiet hours: deferred to 08:00
+    second = json.dumps(drop_off("C1", occurred_at=_local("2026-11-02T23:00").isoformat()))
+    replay.event(decode_event(second.encode()))  # a new wait of the same rule
+    kinds = sorted(t.kind for t in replay.states["C1"].timers)
+    assert kinds == ["absence", "deferred"]
