@@ -144,8 +144,9 @@ def install(
             processed = processor.process(_as_input(message), state)
             await _deliver_then_store(processed, message, outputs, state)
             processor.observe_latency(processed)
-            if processed.wake_up is not None:
-                timer_index.note(*processed.wake_up)
+            if processed.timers is not None:
+                timers = processed.timers
+                timer_index.note(timers.customer_id, timers.next_due, timers.kinds)
 
     app.agent(inputs, name="decide_and_contact", concurrency=1)(decide_and_contact)
 
@@ -180,7 +181,7 @@ def install(
         for tick in timer_index.pop_due(clock()):
             key, value = tick_message(tick)
             await outputs[topics.timers].send(key=key, value=value)
-        metrics.timers_pending.set(len(timer_index))
+        metrics.set_timers_pending(timer_index.pending_by_kind())
 
     app.timer(settings.timer_check_interval_s, name="wake_customers_with_due_timers")(
         wake_customers_with_due_timers

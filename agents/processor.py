@@ -60,14 +60,23 @@ class InputMessage:
     timestamp: float | None = None  # broker/producer timestamp, seconds
 
 
+@dataclass(frozen=True)
+class TimerSummary:
+    """A customer's pending timers after a message, for the scheduler and the gauges."""
+
+    customer_id: str
+    #: When the earliest should fire; None when nothing is pending any more.
+    next_due: datetime | None
+    kinds: tuple[str, ...]
+
+
 @dataclass
 class Processed:
-    """What one message produced: messages to emit, latency origins, the next wake-up."""
+    """What one message produced: messages to emit, latency origins, the timers left."""
 
     outputs: list[Output] = field(default_factory=list)
     actions_from: list[tuple[datetime, float | None]] = field(default_factory=list)
-    #: ``(customer_id, due_at)`` of the customer's earliest pending timer, for the scheduler.
-    wake_up: tuple[str, datetime] | None = None
+    timers: TimerSummary | None = None
     #: ``(key, state bytes)`` to store — only once every output is acknowledged, so a crash
     #: in between re-processes the message (same ids) instead of losing its contacts.
     state: tuple[bytes, bytes] | None = None
@@ -123,9 +132,7 @@ class EventProcessor:
             self.clock(),
             self.options,
         )
-        processed = self._emit(verdict, key, None, None)
-        processed.state = (key, encode(verdict.state))
-        return processed
+        return self._emit(verdict, key, None, None)
 
     def _process_event(self, message: InputMessage, store: StateStore) -> Processed:
         event = decode_event(message.value, message.key)
@@ -152,9 +159,7 @@ class EventProcessor:
             return Processed()
         if verdict.late:
             self.metrics.events_late.labels(event.event_type).inc()
-        processed = self._emit(verdict, key, event.event_id, (event.occurred_at, message.timestamp))
-        processed.state = (key, encode(verdict.state))
-        return processed
+        return self._emit(verdict, key, event.event_id, (event.occurred_at, message.timestamp))
 
     def _process_tick(self, message: InputMessage, store: StateStore) -> Processed:
         try:
@@ -166,10 +171,7 @@ class EventProcessor:
         if current is None:
             return Processed()
         verdict = fire_due_timers(decode_state(current), self.ruleset, self.clock(), self.options)
-        processed = self._emit(verdict, key, None, None)
-        if verdict.timers:
-            processed.state = (key, encode(verdict.state))
-        return processed
+        return self._emit(verdict, key, None, None, changed=bool(verdict.timers))
 
     def _process_rm_reply(self, message: InputMessage, store: StateStore) -> Processed:
         reply = RmReply.model_validate_json(message.value)  # our own record: trusted
@@ -180,9 +182,7 @@ class EventProcessor:
         verdict = handle_rm_capacity_full(
             decode_state(current), reply, self.ruleset, self.clock(), self.options
         )
-        processed = self._emit(verdict, key, None, None)
-        processed.state = (key, encode(verdict.state))
-        return processed
+        return self._emit(verdict, key, None, None)
 
     def process_rm_request(self, message: InputMessage, counters: StateStore) -> Processed:
         """Grant an RM contact within the RM's daily capacity, or refuse it to the customer.
@@ -220,7 +220,13 @@ class EventProcessor:
         key: bytes,
         event_id: str | None,
         origin: tuple[datetime, float | None] | None,
+        changed: bool = True,
     ) -> Processed:
+        """Count, encode and collect what ``verdict`` says; the state to store if ``changed``.
+
+        The timer summary is reported even when nothing changed: a tick that came early
+        must put the customer back on the scheduler, or the timer would wait for a restart.
+        """
         processed = Processed()
         for rule_id in verdict.evaluated:
             self.metrics.rule_evaluations.labels(rule_id).inc()
@@ -251,8 +257,13 @@ class EventProcessor:
             )
             if origin is not None and action.trigger_event_ids == [event_id]:
                 processed.actions_from.append(origin)  # timer-fired actions waited on purpose
-        if verdict.wake_up_at is not None:
-            processed.wake_up = (verdict.state.customer_id, verdict.wake_up_at)
+        if changed:
+            processed.state = (key, encode(verdict.state.with_decisions(verdict.decisions)))
+        processed.timers = TimerSummary(
+            customer_id=verdict.state.customer_id,
+            next_due=verdict.wake_up_at,
+            kinds=tuple(timer.kind for timer in verdict.state.timers),
+        )
         return processed
 
     def _dead_letter(self, message: InputMessage, error: InvalidEventError) -> Processed:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -25,31 +26,52 @@ _HAS_TIMERS = b'"timers":[{'
 class TimerIndex:
     """A min-heap of (wake-up time, customer id); may hold stale entries, never misses one.
 
-    ``grace`` is only needed to re-derive wake-up times from stored timers on a rebuild.
+    Alongside it, the kinds of timer each customer has pending, so the worker can say how
+    many absence waits and deferred contacts it holds. ``grace`` is only needed to re-derive
+    wake-up times from stored timers on a rebuild.
     """
 
     def __init__(self, grace: timedelta) -> None:
         self.grace = grace
         self._heap: list[tuple[datetime, str]] = []
+        self._kinds: dict[str, tuple[str, ...]] = {}
+        self._pending: Counter[str] = Counter()
         self.generation: int | None = None
 
     def __len__(self) -> int:
-        return len(self._heap)
+        """Customers with at least one pending timer."""
+        return len(self._kinds)
 
-    def note(self, customer_id: str, due_at: datetime) -> None:
+    def pending_by_kind(self) -> dict[str, int]:
+        """Pending timers on this worker by kind (absence, deferred, window)."""
+        return {kind: n for kind, n in self._pending.items() if n > 0}
+
+    def note(self, customer_id: str, due_at: datetime | None, kinds: tuple[str, ...]) -> None:
+        """Record a customer's timers after a change; ``due_at`` None means none are left."""
+        self._pending.subtract(self._kinds.pop(customer_id, ()))
+        if due_at is None:
+            return
+        self._kinds[customer_id] = kinds
+        self._pending.update(kinds)
         heapq.heappush(self._heap, (due_at, customer_id))
 
     def rebuild(self, generation: int, records: Iterable[tuple[bytes, bytes | None]]) -> int:
         """Re-index every local customer with a pending timer; returns how many."""
         self._heap = []
+        self._kinds = {}
+        self._pending = Counter()
         for _, raw in records:
             if raw is None or _HAS_TIMERS not in raw:
                 continue
             state = decode_state(raw)
             if state.timers:
-                self.note(state.customer_id, min(fires_at(t, self.grace) for t in state.timers))
+                self.note(
+                    state.customer_id,
+                    min(fires_at(t, self.grace) for t in state.timers),
+                    tuple(t.kind for t in state.timers),
+                )
         self.generation = generation
-        return len(self._heap)
+        return len(self._kinds)
 
     def pop_due(self, now: datetime) -> list[TimerTick]:
         """Ticks for every customer with a timer to fire by ``now``."""

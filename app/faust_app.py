@@ -24,6 +24,9 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         "web_bind": settings.web_host,
         "web_host": settings.web_host,
         "web_port": settings.web_port,
+        # Where peers route /customers/{id} requests for partitions this worker owns.
+        "canonical_url": f"http://{settings.web_advertised_host or settings.web_host}"
+        f":{settings.web_port}",
         # A short session makes the first group join (session/2) and failover fast.
         "broker_session_timeout": settings.session_timeout_s,
         "broker_heartbeat_interval": settings.heartbeat_interval_s,

@@ -6,11 +6,15 @@ series count is bounded by the ruleset, not by the customer base.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 #: Seconds; from sub-100 ms (the target) to minutes (a worker catching up on a backlog).
+#: The kinds of :class:`schemas.state.PendingTimer`.
+TIMER_KINDS = ("absence", "deferred", "window")
+
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
@@ -129,7 +133,9 @@ class Metrics:
         )
         self.timers_pending = Gauge(
             "kairos_timers_pending",
-            "Customers with an absence timer pending on this worker's partitions.",
+            "Timers pending on this worker's partitions, by kind: absence waits, deferred "
+            "contacts (quiet hours, RM capacity) and decision windows.",
+            ["kind"],
             registry=r,
         )
         self.ready = Gauge(
@@ -137,3 +143,10 @@ class Metrics:
             "1 when partitions are assigned and state is recovered.",
             registry=r,
         )
+        for kind in TIMER_KINDS:  # present at 0 from the start, so alerts and panels see them
+            self.timers_pending.labels(kind).set(0)
+
+    def set_timers_pending(self, by_kind: Mapping[str, int]) -> None:
+        """Publish the pending timers; kinds with none left drop to 0 rather than vanish."""
+        for kind in TIMER_KINDS:
+            self.timers_pending.labels(kind).set(by_kind.get(kind, 0))

@@ -78,19 +78,23 @@ class WorkerProcess:
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read() or b"null")
 
-    def metric(self, name: str, **labels: str) -> float:
-        """Current value of one sample on ``/metrics`` (0.0 when absent)."""
+    def metric_samples(self, name: str, **labels: str) -> list[tuple[dict[str, str], float]]:
+        """Every sample of ``name`` on ``/metrics`` matching ``labels``: (labels, value)."""
         from prometheus_client.parser import text_string_to_metric_families
 
         with urllib.request.urlopen(self.base_url + "/metrics", timeout=2.0) as response:
             text = response.read().decode()
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == name and all(
-                    sample.labels.get(k) == v for k, v in labels.items()
-                ):
-                    return float(sample.value)
-        return 0.0
+        return [
+            (dict(sample.labels), float(sample.value))
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+        ]
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Current value of one sample on ``/metrics`` (0.0 when absent)."""
+        samples = self.metric_samples(name, **labels)
+        return samples[0][1] if samples else 0.0
 
     def wait_metric(
         self, name: str, at_least: float, timeout: float = 30.0, **labels: str

@@ -9,9 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: A guessable token would expose personal data; 16 random characters is the floor.
+MIN_TOKEN_LENGTH = 16
 EXAMPLE_RULES = Path(__file__).resolve().parent.parent / "rules" / "examples"
 
 
@@ -39,6 +41,19 @@ class Settings(BaseSettings):
     state_dir: Path = Field(default=Path("var/state"), description="RocksDB state directory.")
     web_host: str = Field(default="127.0.0.1", description="Interface the web server binds.")
     web_port: int = Field(default=6066, ge=1, le=65535)
+    web_advertised_host: str | None = Field(
+        default=None,
+        description="Host other workers use to reach this one (customer API routing); "
+        "defaults to web_host. Set it when binding 0.0.0.0, e.g. to the container name.",
+    )
+    customer_api_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token for /customers/{id}. Unset (the default) turns the "
+        "endpoint off: it serves personal data.",
+    )
+    lag_interval_s: float = Field(
+        default=10.0, gt=0, description="How often consumer lag is read from the broker."
+    )
     session_timeout_s: float = Field(
         default=6.0,
         gt=0,
@@ -68,6 +83,22 @@ class Settings(BaseSettings):
     clock_wall_origin: float = Field(default=0.0, description="Demo only: Unix time of origin.")
     clock_speed: float = Field(default=1.0, gt=0, description="Demo only: simulated s per real s.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("customer_api_token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, value: object) -> object:
+        """``KAIROS_CUSTOMER_API_TOKEN=`` (as compose passes an unset variable) means off."""
+        return None if value == "" else value
+
+    @field_validator("customer_api_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_TOKEN_LENGTH:
+            raise ValueError(
+                f"KAIROS_CUSTOMER_API_TOKEN must be at least {MIN_TOKEN_LENGTH} characters "
+                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _supported_by_the_broker(self) -> Settings:

@@ -5,13 +5,17 @@ from __future__ import annotations
 import logging
 
 import faust
+from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 
 from app import web
 from app.clock import clock_from
 from app.faust_app import create_app
+from app.lag import ConsumerLagProbe
 from app.metrics import Metrics
-from app.rules_registry import startup_ruleset
+from app.rules_registry import bootstrap_servers, startup_ruleset
 from app.settings import Settings
+from app.topics import TopicNames
+from app.worker_gauges import WorkerGauges, rocksdb_sizes
 
 log = logging.getLogger(__name__)
 _LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
@@ -29,10 +33,47 @@ def build(settings: Settings) -> tuple[faust.App, Metrics]:
     ruleset = startup_ruleset(settings)
     app = create_app(settings)
     metrics = Metrics()
+    # Faust's own sensor (rebalances, commit and send latency, ...) on the same registry,
+    # under one fixed prefix so dashboards do not depend on the app id.
+    app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(metrics.registry, "kairos_faust"))
     installed = pipeline.install(app, settings, ruleset, metrics, clock_from(settings))
     rules_watcher.install(app, settings, installed.processor, metrics)
-    web.install(app, metrics)
+    _install_worker_gauges(app, settings, metrics)
+    web.install(
+        app,
+        metrics,
+        ruleset=lambda: installed.processor.ruleset,
+        customer_table=installed.state,
+        customer_api_token=settings.customer_api_token,
+    )
     return app, metrics
+
+
+def _install_worker_gauges(app: faust.App, settings: Settings, metrics: Metrics) -> None:
+    """Lag (read from the broker on a timer) and state sizes, published at scrape time."""
+    inputs = set(TopicNames(settings.topic_prefix).inputs)
+
+    def assigned_inputs() -> list[tuple[str, int]]:
+        try:
+            assignment = app.consumer.assignment()
+        except Exception:  # not started or mid-rebalance: nothing to report
+            return []
+        return [(tp.topic, tp.partition) for tp in assignment if tp.topic in inputs]
+
+    probe = ConsumerLagProbe(
+        bootstrap_servers(settings.broker_url),
+        settings.app_id,
+        assigned_inputs,
+        settings.lag_interval_s,
+    )
+
+    async def read_consumer_lag() -> None:
+        await probe.run()
+
+    app.task(read_consumer_lag)
+    metrics.registry.register(
+        WorkerGauges(lambda: probe.lag, lambda: rocksdb_sizes(app.tables.values()))
+    )
 
 
 def run(settings: Settings) -> None:

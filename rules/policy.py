@@ -148,6 +148,15 @@ class Policy:
             tuple(spec.caps), tuple(spec.quiet_hours), spec.decision_window, spec.rm_capacity
         )
 
+    def as_spec(self) -> PolicySpec:
+        """The policy as it would be written in a policy file (for ``/rules``)."""
+        return PolicySpec(
+            caps=list(self.caps),
+            quiet_hours=list(self.quiet_hours),
+            rm_capacity=self.rm_capacity,
+            decision_window=self.decision_window,
+        )
+
     def rm_day(self, now: datetime) -> tuple[str, datetime]:
         """The RMs' current working day, and when the next one opens (UTC)."""
         assert self.rm_capacity is not None

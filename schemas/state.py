@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.actions import Channel
+from schemas.decisions import Decision, Outcome, Reason
 from schemas.profile import CustomerProfile
 
 #: How many recent events are remembered (as short hashes of their ids) to drop re-deliveries;
@@ -20,6 +21,8 @@ from schemas.profile import CustomerProfile
 RECENT_EVENT_IDS = 32
 #: Decisions whose goal is watched at once; the oldest is dropped beyond it.
 PENDING_GOALS = 16
+#: Latest decisions kept for the customer API ("why did / didn't this customer hear from us?").
+RECENT_DECISIONS = 5
 #: Distinct values remembered per feature bucket (a distinct count saturates beyond it).
 DISTINCT_VALUES_PER_BUCKET = 64
 
@@ -95,6 +98,20 @@ class RuleHistory(BaseModel):
     last_sent_at: AwareDatetime | None = None
 
 
+class DecisionNote(BaseModel):
+    """The gist of one decision, for support and ops; the full record is on the topic."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    decision_id: str
+    rule_id: str
+    rule_version: int
+    outcome: Outcome
+    reason_code: Reason
+    channel: Channel | None = None
+    at: AwareDatetime
+
+
 class CustomerState(BaseModel):
     """What Kairos knows about one customer, enough to evaluate rules without a lookup."""
 
@@ -121,3 +138,25 @@ class CustomerState(BaseModel):
     )
     contacts_sent: int = 0
     last_contact_at: AwareDatetime | None = None
+    recent_decisions: list[DecisionNote] = Field(
+        default=[], description="The latest decisions (bounded), newest last."
+    )
+
+    def with_decisions(self, decisions: list[Decision]) -> CustomerState:
+        """The same state, remembering ``decisions`` among its latest few."""
+        if not decisions:
+            return self
+        notes = [
+            DecisionNote(
+                decision_id=d.decision_id,
+                rule_id=d.rule_id,
+                rule_version=d.rule_version,
+                outcome=d.outcome,
+                reason_code=d.reason_code,
+                channel=d.channel,
+                at=d.decided_at,
+            )
+            for d in decisions
+        ]
+        recent = [*self.recent_decisions, *notes][-RECENT_DECISIONS:]
+        return self.model_copy(update={"recent_decisions": recent})

@@ -7,6 +7,7 @@ from agents.processor import EventProcessor, InputMessage
 from app.metrics import Metrics
 from app.topics import TopicNames
 from schemas.actions import Channel
+from schemas.state import RECENT_DECISIONS
 from tests.factories import drop_off, profile
 from tests.rulesets import IMMEDIATE_RULES, ruleset_from
 
@@ -65,3 +66,29 @@ def test_invalid_bytes_never_raise() -> None:
     for raw in (b"", b"\xff\xfe", b"[]", b"null", b'{"event_type": 5}'):
         (output,) = processor.process(_message(TOPICS.app_click, raw, key=None), {}).outputs
         assert output.topic == TOPICS.dead_letter
+
+
+def test_the_stored_state_remembers_the_latest_decisions_for_the_customer_api() -> None:
+    processor, _ = _processor()
+    store: dict[bytes, bytes] = {}
+    for offset, value in enumerate(
+        [profile("C1"), *(drop_off("C1", step=4) for _ in range(RECENT_DECISIONS + 2))]
+    ):
+        topic = TOPICS.profile if offset == 0 else TOPICS.drop_off
+        processed = processor.process(
+            _message(topic, json.dumps(value).encode(), offset=offset), store
+        )
+        assert processed.state is not None
+        store[processed.state[0]] = processed.state[1]
+    recent = json.loads(store[b"C1"])["recent_decisions"]
+    assert len(recent) == RECENT_DECISIONS, "bounded: state is serialised on every update"
+    assert {d["rule_id"] for d in recent} == {"loan-dropoff-digital-nudge"}
+    assert recent[-1]["at"] >= recent[0]["at"]
+
+
+def test_every_state_change_reports_the_timers_left_for_the_scheduler() -> None:
+    processor, _ = _processor()
+    processed = processor.process(_message(TOPICS.profile, json.dumps(profile("C1")).encode()), {})
+    assert processed.timers is not None
+    assert processed.timers.customer_id == "C1"
+    assert processed.timers.next_due is None and processed.timers.kinds == ()
