@@ -257,6 +257,26 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_topics_ensure(args: argparse.Namespace) -> int:
+    from app.admin import ensure_topics
+    from app.rules_registry import bootstrap_servers
+    from app.settings import Settings
+    from app.topics import TopicNames
+
+    settings = Settings()
+    created = ensure_topics(
+        bootstrap_servers(settings.broker_url),
+        TopicNames(settings.topic_prefix),
+        settings.partitions,
+        settings.replication_factor,
+        timeout=args.timeout,
+    )
+    for name in created:
+        print(f"created {name}")
+    print(f"{len(created)} topic(s) created; every Kairos topic exists")
+    return 0
+
+
 def _cmd_schemas_export(args: argparse.Namespace) -> int:
     from schemas.jsonschema_export import write
 
@@ -339,6 +359,19 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--json", action="store_true", help="JSON instead of a table")
     report.add_argument("--timeout", type=float, default=120.0, help="seconds to read the topics")
     report.set_defaults(handler=_cmd_report)
+
+    topics = commands.add_parser("topics", help="topic administration").add_subparsers(
+        dest="topics_command", required=True
+    )
+    ensure = topics.add_parser(
+        "ensure",
+        help="create missing Kairos topics with KAIROS_PARTITIONS partitions and compaction "
+        "where needed (run once before the first worker)",
+    )
+    ensure.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds to wait for the broker"
+    )
+    ensure.set_defaults(handler=_cmd_topics_ensure)
 
     schemas = commands.add_parser("schemas", help="wire contract tooling").add_subparsers(
         dest="schemas_command", required=True

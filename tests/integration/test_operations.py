@@ -13,7 +13,9 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
+from app.cli import main
 from app.lag import ConsumerLagProbe, LagByPartition
+from app.topics import TopicNames
 from schemas.actions import Channel
 from tests.factories import click, drop_off, profile
 from tests.integration.http import get
@@ -140,3 +142,23 @@ def _commit(bootstrap: str, group: str, topic: str, offset: int) -> None:
         consumer.commit({TopicPartition(topic, 0): OffsetAndMetadata(offset, "", -1)})
     finally:
         consumer.close()
+
+
+def test_topics_ensure_creates_every_topic_co_partitioned(
+    broker: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prefix = f"init{time.time_ns()}"
+    monkeypatch.setenv("KAIROS_BROKER_URL", broker.url)
+    monkeypatch.setenv("KAIROS_TOPIC_PREFIX", prefix)
+    monkeypatch.setenv("KAIROS_PARTITIONS", "3")
+    assert main(["topics", "ensure", "--timeout", "20"]) == 0
+    topics = TopicNames(prefix)
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap)
+    try:
+        for name in (*topics.inputs, *topics.outputs):
+            assert consumer.partitions_for_topic(name) == {0, 1, 2}, name
+        assert consumer.partitions_for_topic(topics.rules) == {0}
+    finally:
+        consumer.close()
+    assert main(["topics", "ensure", "--timeout", "20"]) == 0, "idempotent"
+    assert capsys.readouterr().out.endswith("0 topic(s) created; every Kairos topic exists\n")
