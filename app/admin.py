@@ -15,6 +15,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
 from app.topics import TopicNames
+from schemas.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ def ensure_topics(
         wanted = [*topics.inputs, *topics.outputs, topics.rules, topics.rm_requests]
         if only is not None:
             wanted = [name for name in wanted if name in only]
+        _check_partition_counts(admin, topics, partitions, [n for n in wanted if n in existing])
         missing = [
             NewTopic(
                 name=name,
@@ -71,3 +73,29 @@ def ensure_topics(
         return created
     finally:
         admin.close()
+
+
+def _check_partition_counts(
+    admin: KafkaAdminClient, topics: TopicNames, partitions: int, names: list[str]
+) -> None:
+    """Refuse existing topics with another partition count: co-partitioning would break.
+
+    A customer's events, profile and state must land on the same partition number in every
+    topic; one topic with a different count silently splits customers across workers.
+    """
+    if not names:
+        return
+    wrong = []
+    for description in admin.describe_topics(names):
+        name = description["name"]
+        expected = 1 if name in topics.single_partition else partitions
+        actual = len(description["partitions"])
+        if actual != expected:
+            wrong.append(f"{name} has {actual} partitions, expected {expected}")
+    if wrong:
+        raise ConfigurationError(
+            "existing topics do not match KAIROS_PARTITIONS: "
+            + "; ".join(wrong)
+            + ". Inputs, outputs and state must be co-partitioned: set KAIROS_PARTITIONS to "
+            "the existing count, or migrate the topics (see docs/operations.md)"
+        )

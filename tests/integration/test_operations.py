@@ -162,3 +162,18 @@ def test_topics_ensure_creates_every_topic_co_partitioned(
         consumer.close()
     assert main(["topics", "ensure", "--timeout", "20"]) == 0, "idempotent"
     assert capsys.readouterr().out.endswith("0 topic(s) created; every Kairos topic exists\n")
+
+
+def test_topics_ensure_refuses_topics_with_another_partition_count(
+    broker: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prefix = f"mismatch{time.time_ns()}"
+    monkeypatch.setenv("KAIROS_BROKER_URL", broker.url)
+    monkeypatch.setenv("KAIROS_TOPIC_PREFIX", prefix)
+    monkeypatch.setenv("KAIROS_PARTITIONS", "2")
+    assert main(["topics", "ensure", "--timeout", "20"]) == 0
+    monkeypatch.setenv("KAIROS_PARTITIONS", "4")
+    assert main(["topics", "ensure", "--timeout", "20"]) == 2
+    error = capsys.readouterr().err
+    assert f"{prefix}.events.app_click has 2 partitions, expected 4" in error
+    assert "co-partitioned" in error
