@@ -26,12 +26,6 @@ WORKERS = ("kairos-worker-1", "kairos-worker-2")
 KAIROS_IMAGE_SERVICES = ("topic-init", *WORKERS, "generator")
 STATE_DIR = "/var/lib/kairos"
 
-#: Services whose command `kairos` does not have yet (`kairos generate --to-kafka`, see
-#: docs/operations.md). The xfail is strict: once the command exists, the test fails until
-#: the service is taken out of this set.
-CLI_COMMANDS_TO_BE_ADDED = frozenset({"generator"})
-
-
 def _load(path: Path) -> dict[str, Any]:
     loaded: dict[str, Any] = YAML(typ="safe", pure=True).load(path.read_text())
     return loaded
@@ -214,20 +208,7 @@ def test_the_generator_runs_only_under_its_profile(services: dict[str, Any]) -> 
     assert with_profiles == {"generator"}
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            name,
-            marks=pytest.mark.xfail(
-                strict=True, reason=f"the command {name} runs is not in app/cli.py yet"
-            ),
-        )
-        if name in CLI_COMMANDS_TO_BE_ADDED
-        else name
-        for name in KAIROS_IMAGE_SERVICES
-    ],
-)
+@pytest.mark.parametrize("name", KAIROS_IMAGE_SERVICES)
 def test_kairos_services_run_existing_cli_commands(name: str, services: dict[str, Any]) -> None:
     from app.cli import parser
 
