@@ -107,6 +107,14 @@ class EventProcessor:
         self.ruleset = ruleset
         self.metrics.ruleset.info({"version": ruleset.version})
         self.metrics.rules_loaded.set(sum(1 for rule in ruleset.rules if rule.spec.enabled))
+        for rule in ruleset.rules:
+            if rule.spec.enabled:
+                self.metrics.declare_rule(
+                    rule.id,
+                    [channel.value for channel in rule.channels],
+                    holdout=rule.spec.holdout > 0,
+                    goal=rule.spec.goal is not None,
+                )
 
     def process(self, message: InputMessage, store: StateStore) -> Processed:
         try:

@@ -6,12 +6,15 @@ series count is bounded by the ruleset, not by the customer base.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 #: Seconds; from sub-100 ms (the target) to minutes (a worker catching up on a backlog).
+#: Why a contact can be deferred (a subset of :class:`schemas.decisions.Reason`).
+DEFERRAL_REASONS = ("quiet_hours", "rm_capacity")
+
 #: The kinds of :class:`schemas.state.PendingTimer`.
 TIMER_KINDS = ("absence", "deferred", "window")
 
@@ -145,6 +148,29 @@ class Metrics:
         )
         for kind in TIMER_KINDS:  # present at 0 from the start, so alerts and panels see them
             self.timers_pending.labels(kind).set(0)
+        for outcome in ("granted", "full"):
+            self.rm_capacity.labels(outcome)
+
+    def declare_rule(
+        self, rule_id: str, channels: Iterable[str], holdout: bool, goal: bool
+    ) -> None:
+        """Create a live rule's series at 0, so a quiet rule reads 0 rather than "no data".
+
+        Prometheus cannot tell a rule that never fired from a rule that is not deployed, and
+        ``rate()`` over a series that appears mid-window misses its first increment.
+        """
+        self.rule_evaluations.labels(rule_id)
+        self.rule_fires.labels(rule_id)
+        self.rule_errors.labels(rule_id)
+        for channel in channels:
+            self.actions.labels(channel, rule_id)
+        for reason in DEFERRAL_REASONS:
+            self.deferrals.labels(reason, rule_id)
+        if holdout:
+            self.held_out.labels(rule_id)
+        if goal:
+            for group in ("treated", "holdout"):
+                self.conversions.labels(rule_id, group)
 
     def set_timers_pending(self, by_kind: Mapping[str, int]) -> None:
         """Publish the pending timers; kinds with none left drop to 0 rather than vanish."""
