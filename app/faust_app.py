@@ -6,7 +6,7 @@ from typing import Any
 
 import faust
 
-from app import tansu_compat
+from app import faust_fixes, tansu_compat
 from app.settings import Settings
 
 
@@ -43,6 +43,7 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
 
 def create_app(settings: Settings) -> faust.App:
     """A configured, not yet started, Faust app (agents are installed by ``agents``)."""
+    faust_fixes.apply()
     if settings.broker_flavor == "tansu":
         tansu_compat.apply()
     return faust.App(settings.app_id, **faust_settings(settings))
