@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -40,8 +40,16 @@ class WorkerStartError(KairosError):
 class WorkerProcess:
     """One ``kairos worker`` subprocess with its own environment."""
 
-    def __init__(self, env: Mapping[str, str], web_port: int, log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        web_port: int,
+        log_path: Path | None = None,
+        module: str = "app.cli",
+        args: Sequence[str] = ("worker",),
+    ) -> None:
         self.env = dict(env)
+        self.command = [sys.executable, "-m", module, *args]
         self.web_port = web_port
         self.log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
@@ -58,7 +66,7 @@ class WorkerProcess:
         env = {**os.environ, **self.env, "KAIROS_WEB_PORT": str(self.web_port)}
         output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "worker"],
+            self.command,
             env=env,
             stdout=output,
             stderr=subprocess.STDOUT,

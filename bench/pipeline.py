@@ -1,0 +1,405 @@
+"""End-to-end throughput of one worker, side by side with two baselines, on the embedded broker.
+
+What is measured, in one run, on the same broker and the same messages:
+
+* **(a) raw passthrough** — an aiokafka consumer reading the input topics and producing every
+  message to an output topic, acks awaited: the limit a Kafka client in Python sets;
+* **(b) trivial Faust agent** — ``bench/trivial_faust.py``: one RocksDB table update per
+  event and one event in ten forwarded, configured exactly like Kairos (the floor a Faust
+  design starts from);
+* **Kairos** — ``kairos worker`` with a ruleset: validation, state, feature windows, rules,
+  arbitration, policy, actions and decision records. The example pack, then 100 and 1,000
+  generated rules (``bench/rules_scaling.py``'s generator).
+
+Each consumer drains the same pre-loaded backlog: seeded synthetic traffic
+(``app.synthetic``), profiles first. Rates are events drained per second of wall time,
+from the first event consumed to the last; the worker counts are polled every 50 ms.
+Pipeline figures are printed as ratios to both baselines.
+
+Then **latency**: with a ruleset whose rules all decide on the event itself
+(``tests/rulesets.py``'s immediate rules), events are produced at a fixed rate — half the
+maximum the worker drained — and each action's delay from its event's production to its
+consumption is recorded: p50 / p99 / max.
+
+Run from the repository root::
+
+    python bench/pipeline.py                 # all of it, ~5 minutes
+    python bench/pipeline.py --events 20000 --skip-rules 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+from kafka import KafkaConsumer
+
+from app.admin import ensure_topics
+from app.broker import EmbeddedBroker, free_port
+from app.processes import WorkerProcess
+from app.settings import EXAMPLE_RULES
+from app.synthetic import SyntheticConfig, traffic
+from app.tansu_compat import FETCH_MAX_WAIT_MS
+from app.topics import TopicNames
+from schemas.actions import Channel
+from schemas.codec import encode, encode_event
+from schemas.profile import CustomerProfile
+from tests.rulesets import IMMEDIATE_RULES
+
+PARTITIONS = 4
+REPO = Path(__file__).resolve().parent.parent
+Message = tuple[str, bytes, bytes]  # topic, key, value
+
+
+@dataclass(frozen=True)
+class Backlog:
+    profiles: list[Message]
+    events: list[Message]
+
+
+def build_backlog(topics: TopicNames, events: int, customers: int, seed: int) -> Backlog:
+    """Seeded synthetic traffic as wire messages, cut at ``events`` events."""
+    profiles: list[Message] = []
+    out: list[Message] = []
+    config = SyntheticConfig(seed=seed, customers=customers, days=60.0)
+    for record in traffic(config):
+        model = record.model
+        if isinstance(model, CustomerProfile):
+            profiles.append((topics.profile, model.customer_id.encode(), encode(model)))
+            continue
+        topic = topics.for_event_type(model.event_type)
+        out.append((topic, model.customer_id.encode(), encode_event(model)))
+        if len(out) >= events:
+            break
+    return Backlog(profiles, out)
+
+
+async def _produce(bootstrap: str, messages: Sequence[Message]) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=256 * 1024
+    )
+    await producer.start()
+    try:
+        for topic, key, value in messages:
+            await producer.send(topic, key=key, value=value)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+def preload(bootstrap: str, prefix: str, backlog: Backlog) -> TopicNames:
+    topics = TopicNames(prefix)
+    ensure_topics(bootstrap, topics, PARTITIONS)
+    asyncio.run(
+        _produce(
+            bootstrap, [*_retopic(backlog.profiles, prefix), *_retopic(backlog.events, prefix)]
+        )
+    )
+    return topics
+
+
+def _retopic(messages: Sequence[Message], prefix: str) -> list[Message]:
+    """The same messages on another deployment's topics (``<prefix>.<rest>``)."""
+    return [(f"{prefix}.{topic.split('.', 1)[1]}", key, value) for topic, key, value in messages]
+
+
+# -- (a) raw passthrough ---------------------------------------------------------------------
+
+
+async def _passthrough(bootstrap: str, topics: TopicNames, expected: int) -> float:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        max_partition_fetch_bytes=1024 * 1024,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=256 * 1024)
+    await consumer.start()
+    await producer.start()
+    try:
+        consumer.assign(
+            [TopicPartition(t, p) for t in topics.event_inputs for p in range(PARTITIONS)]
+        )
+        done, started = 0, 0.0
+        pending = []
+        while done < expected:
+            batch = await consumer.getmany(timeout_ms=1000)
+            for records in batch.values():
+                if not started:
+                    started = time.perf_counter()
+                for record in records:
+                    pending.append(
+                        await producer.send(topics.decisions, key=record.key, value=record.value)
+                    )
+                    done += 1
+            if len(pending) > 5000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+        return done / (time.perf_counter() - started)
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+# -- workers ---------------------------------------------------------------------------------
+
+
+def _drain_rate(read: Callable[[], float], expected: int, timeout: float) -> float:
+    """Events/s from the first event counted to the last, polling ``read`` every 50 ms."""
+    first = last = 0.0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        count = read()
+        now = time.perf_counter()
+        if count > 0 and not first:
+            first = now
+        if count >= expected:
+            last = now
+            break
+        time.sleep(0.05)
+    if not last:
+        raise RuntimeError(f"drained {read():.0f} of {expected} events in {timeout:.0f}s")
+    return expected / (last - first)
+
+
+def _get_json(url: str) -> dict[str, float]:
+    with urllib.request.urlopen(url, timeout=2) as response:
+        loaded: dict[str, float] = json.loads(response.read())
+    return loaded
+
+
+def _env(broker: EmbeddedBroker, prefix: str, state: Path, rules: Path) -> dict[str, str]:
+    return {
+        "KAIROS_BROKER_URL": broker.url,
+        "KAIROS_BROKER_FLAVOR": "tansu",
+        "KAIROS_APP_ID": f"{prefix}-app",
+        "KAIROS_TOPIC_PREFIX": prefix,
+        "KAIROS_PARTITIONS": str(PARTITIONS),
+        "KAIROS_STATE_DIR": str(state),
+        "KAIROS_RULES_PATH": str(rules),
+        "KAIROS_LOG_LEVEL": "warning",
+    }
+
+
+def trivial_faust(broker: EmbeddedBroker, prefix: str, work: Path, expected: int) -> float:
+    port = free_port()
+    worker = WorkerProcess(
+        _env(broker, prefix, work / prefix, EXAMPLE_RULES),
+        port,
+        module="bench.trivial_faust",
+        args=(),
+    )
+    with worker:
+        worker.wait_ready()
+        return _drain_rate(
+            lambda: _get_json(f"http://127.0.0.1:{port}/count")["events"], expected, 600
+        )
+
+
+def kairos(broker: EmbeddedBroker, prefix: str, work: Path, rules: Path, expected: int) -> float:
+    worker = WorkerProcess(_env(broker, prefix, work / prefix, rules), free_port())
+    with worker:
+        worker.wait_ready()
+        return _drain_rate(
+            lambda: sum(
+                value
+                for labels, value in worker.metric_samples("kairos_events_consumed_total")
+                if labels["event_type"] != "profile"
+            ),
+            expected,
+            900,
+        )
+
+
+# -- latency ---------------------------------------------------------------------------------
+
+
+def latency(
+    broker: EmbeddedBroker, work: Path, rules: Path, seconds: float, backlog: int = 4000
+) -> tuple[float, float, list[float]]:
+    """The contact workload: every event is a click that earns a push.
+
+    First its maximum (a backlog of ``backlog`` such clicks drained), then latency — event
+    produced to action consumed — at half that rate for ``seconds``. Returns (maximum
+    events/s, the rate used, sorted delays in seconds).
+    """
+    from tests.factories import click, profile
+
+    prefix = "lat"
+    topics = TopicNames(prefix)
+    ensure_topics(broker.bootstrap, topics, PARTITIONS)
+    customers = [f"C-L{i:04d}" for i in range(2000)]
+
+    def clicks(n: int, first: int = 0) -> list[dict[str, object]]:
+        return [
+            click(customers[i % len(customers)], screen="mortgage_calculator")
+            for i in range(first, first + n)
+        ]
+
+    def wire(events: list[dict[str, object]]) -> list[Message]:
+        return [
+            (topics.app_click, str(e["customer_id"]).encode(), json.dumps(e).encode())
+            for e in events
+        ]
+
+    profiles = [(topics.profile, c.encode(), json.dumps(profile(c)).encode()) for c in customers]
+    asyncio.run(_produce(broker.bootstrap, [*profiles, *wire(clicks(backlog))]))
+    produced_at: dict[str, float] = {}
+    delays: list[float] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        consumer = KafkaConsumer(
+            topics.actions(Channel.PUSH),
+            bootstrap_servers=broker.bootstrap,
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+            consumer_timeout_ms=200,
+            auto_offset_reset="latest",
+        )
+        while not stop.is_set():
+            for message in consumer:
+                now = time.time()
+                for event_id in json.loads(message.value)["trigger_event_ids"]:
+                    if event_id in produced_at:
+                        delays.append(now - produced_at[event_id])
+        consumer.close()
+
+    worker = WorkerProcess(_env(broker, prefix, work / prefix, rules), free_port())
+    with worker:
+        worker.wait_ready()
+        maximum = _drain_rate(
+            lambda: worker.metric("kairos_events_consumed_total", event_type="app_click"),
+            backlog,
+            600,
+        )
+        rate = maximum / 2
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        time.sleep(1)  # the watcher is positioned at the end before anything is timed
+
+        async def paced() -> None:
+            producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=0)
+            await producer.start()
+            try:
+                started, sent = time.perf_counter(), 0
+                while time.perf_counter() - started < seconds:
+                    (event,) = clicks(1, sent)
+                    produced_at[str(event["event_id"])] = time.time()
+                    await producer.send(
+                        topics.app_click,
+                        key=str(event["customer_id"]).encode(),
+                        value=json.dumps(event).encode(),
+                    )
+                    sent += 1
+                    ahead = started + sent / rate - time.perf_counter()
+                    if ahead > 0:
+                        await asyncio.sleep(ahead)
+                await producer.flush()
+            finally:
+                await producer.stop()
+
+        asyncio.run(paced())
+        time.sleep(3)
+        stop.set()
+        watcher.join(5)
+    return maximum, rate, sorted(delays)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--events", type=int, default=40_000)
+    parser.add_argument("--customers", type=int, default=2_000)
+    parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--skip-rules", type=int, nargs="*", default=[], help="e.g. 1000")
+    parser.add_argument("--latency-seconds", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    os.chdir(REPO)
+    print(
+        f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores; "
+        f"{args.events:,} events of {args.customers:,} customers, {PARTITIONS} partitions"
+    )
+    from bench.rules_scaling import sources
+
+    with (
+        tempfile.TemporaryDirectory(prefix="kairos-bench-") as tmp,
+        EmbeddedBroker(log_path=Path(tmp) / "broker.log") as broker,
+    ):
+        work = Path(tmp)
+        backlog = build_backlog(TopicNames("seed"), args.events, args.customers, args.seed)
+        expected = len(backlog.events)
+        results: dict[str, float] = {}
+
+        topics = preload(broker.bootstrap, "raw", backlog)
+        results["(a) raw aiokafka passthrough"] = asyncio.run(
+            _passthrough(broker.bootstrap, topics, expected)
+        )
+        preload(broker.bootstrap, "trivial", backlog)
+        results["(b) trivial Faust agent"] = trivial_faust(broker, "trivial", work, expected)
+
+        immediate = work / "immediate"
+        immediate.mkdir()
+        (immediate / "rules.yaml").write_text(textwrap.dedent(IMMEDIATE_RULES))
+        rulesets: dict[str, Path] = {
+            "Kairos, example pack": EXAMPLE_RULES,
+            "Kairos, immediate rules (most events contact)": immediate,
+        }
+        for count in (100, 1000):
+            if count in args.skip_rules:
+                continue
+            directory = work / f"rules-{count}"
+            for name, text in sources(count).items():
+                (directory / name).parent.mkdir(parents=True, exist_ok=True)
+                (directory / name).write_text(text)
+            rulesets[f"Kairos, {count:,} rules"] = directory
+        for index, (label, rules) in enumerate(rulesets.items()):
+            prefix = f"k{index}"
+            preload(broker.bootstrap, prefix, backlog)
+            results[label] = kairos(broker, prefix, work, rules, expected)
+
+        raw = results["(a) raw aiokafka passthrough"]
+        trivial = results["(b) trivial Faust agent"]
+        print("\n| what | events/s | vs (a) raw | vs (b) trivial Faust |\n|---|---:|---:|---:|")
+        for label, rate in results.items():
+            print(f"| {label} | {rate:,.0f} | {rate / raw:.2f} | {rate / trivial:.2f} |")
+
+        maximum, rate, delays = latency(broker, work, immediate, args.latency_seconds)
+        print(
+            f"\nContact workload (every event a click that earns a push, immediate rules): "
+            f"drains at {maximum:,.0f} events/s ({maximum / raw:.3f} of raw, "
+            f"{maximum / trivial:.2f} of trivial Faust)"
+        )
+        if delays:
+            print(
+                f"Latency at {rate:,.0f} events/s (half that), {len(delays):,} actions: "
+                f"p50 {_percentile(delays, 0.5) * 1000:.0f} ms, "
+                f"p99 {_percentile(delays, 0.99) * 1000:.0f} ms, max {delays[-1] * 1000:.0f} ms"
+            )
+        else:
+            print("Latency: no action observed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

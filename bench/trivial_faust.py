@@ -1,0 +1,58 @@
+"""Baseline (b): the floor a Faust design starts from.
+
+One agent over the same input topics as Kairos, configured by the very same
+:func:`app.faust_app.create_app` (same broker accommodations, commit interval, RocksDB
+store): per event it does one RocksDB table update (a per-customer counter) and forwards
+one event in ten. Everything Kairos does beyond this is the pipeline's own cost.
+
+Run by ``bench/pipeline.py`` as a worker process (``python -m bench.trivial_faust``),
+configured by the same ``KAIROS_*`` variables as ``kairos worker``.
+"""
+
+from __future__ import annotations
+
+import faust
+from faust.types import StreamT
+
+from app.faust_app import create_app
+from app.settings import Settings
+from app.topics import TopicNames
+
+
+def build(settings: Settings) -> faust.App:
+    app = create_app(settings)
+    topics = TopicNames(settings.topic_prefix)
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    inputs = app.topic(*topics.event_inputs, partitions=settings.partitions, **raw)
+    forward = app.topic(topics.decisions, partitions=settings.partitions, **raw)
+    counts = app.Table(
+        "trivial_counts", default=int, partitions=settings.partitions, key_type=bytes
+    )
+
+    seen = [0]
+
+    async def count_and_forward(stream: StreamT[bytes]) -> None:
+        async for event in stream.events():
+            key = event.message.key or b""
+            counts[key] += 1
+            seen[0] += 1
+            if seen[0] % 10 == 0:
+                await forward.send(key=key, value=event.message.value)
+
+    app.agent(inputs, name="count_and_forward", concurrency=1)(count_and_forward)
+
+    @app.page("/readyz")
+    async def readyz(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+        return web.json({"ready": True})
+
+    @app.page("/count")
+    async def count(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+        return web.json({"events": seen[0]})
+
+    return app
+
+
+if __name__ == "__main__":
+    settings = Settings()
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    faust.Worker(build(settings), loglevel="warning", quiet=True).execute_from_commandline()
