@@ -13,7 +13,7 @@ What is measured, in one run, on the same broker and the same messages:
 
 Each consumer drains the same pre-loaded backlog: seeded synthetic traffic
 (``app.synthetic``), profiles first. Rates are events drained per second of wall time,
-from the first event consumed to the last; the worker counts are polled every 50 ms.
+from the first event consumed to the last; the worker counts are polled every 100 ms.
 Pipeline figures are printed as ratios to both baselines.
 
 Then **latency**: with a ruleset whose rules all decide on the event itself
@@ -34,12 +34,14 @@ import asyncio
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import textwrap
 import threading
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,7 +165,7 @@ async def _passthrough(bootstrap: str, topics: TopicNames, expected: int) -> flo
 
 
 def _drain_rate(read: Callable[[], float], expected: int, timeout: float) -> float:
-    """Events/s from the first event counted to the last, polling ``read`` every 50 ms."""
+    """Events/s from the first event counted to the last, polling ``read`` every 100 ms."""
     first = last = 0.0
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -174,7 +176,7 @@ def _drain_rate(read: Callable[[], float], expected: int, timeout: float) -> flo
         if count >= expected:
             last = now
             break
-        time.sleep(0.05)
+        time.sleep(0.1)
     if not last:
         raise RuntimeError(f"drained {read():.0f} of {expected} events in {timeout:.0f}s")
     return expected / (last - first)
@@ -214,11 +216,49 @@ def trivial_faust(broker: EmbeddedBroker, prefix: str, work: Path, expected: int
         )
 
 
-def kairos(broker: EmbeddedBroker, prefix: str, work: Path, rules: Path, expected: int) -> float:
+def profile(pid: int, seconds: float, top: int = 25) -> list[str]:
+    """py-spy samples of a worker: the ``top`` frames by inclusive share of the samples."""
+    raw = Path(tempfile.mkdtemp(prefix="kairos-profile-")) / "samples.txt"
+    sampling = ("-d", str(int(seconds)), "-r", "200", "--format", "raw", "--nonblocking")
+    subprocess.run(
+        ["py-spy", "record", "--pid", str(pid), *sampling, "-o", str(raw)],
+        check=True,
+        capture_output=True,
+    )
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        total += int(count)
+        for frame in set(stack.split(";")):
+            inclusive[frame] += int(count)
+    return [
+        f"{100 * n / total:5.1f}%  {frame}"
+        for frame, n in inclusive.most_common()
+        if "/site-packages/mode/worker.py" not in frame and "threading.py" not in frame
+    ][:top]
+
+
+def kairos(
+    broker: EmbeddedBroker,
+    prefix: str,
+    work: Path,
+    rules: Path,
+    expected: int,
+    profile_seconds: float = 0.0,
+) -> float:
     worker = WorkerProcess(_env(broker, prefix, work / prefix, rules), free_port())
     with worker:
         worker.wait_ready()
-        return _drain_rate(
+        if profile_seconds and worker.pid is not None:
+            sampler = threading.Thread(
+                target=lambda: print(
+                    f"\nprofile of the worker ({rules.name}), inclusive share of samples:\n"
+                    + "\n".join(profile(worker.pid or 0, profile_seconds))
+                )
+            )
+            sampler.start()
+        rate = _drain_rate(
             lambda: sum(
                 value
                 for labels, value in worker.metric_samples("kairos_events_consumed_total")
@@ -227,6 +267,9 @@ def kairos(broker: EmbeddedBroker, prefix: str, work: Path, rules: Path, expecte
             expected,
             900,
         )
+        if profile_seconds:
+            sampler.join()
+        return rate
 
 
 # -- latency ---------------------------------------------------------------------------------
@@ -334,6 +377,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--skip-rules", type=int, nargs="*", default=[], help="e.g. 1000")
     parser.add_argument("--latency-seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--profile",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="py-spy the example-pack worker for this long while it drains (pip install .[bench])",
+    )
     args = parser.parse_args(argv)
     os.chdir(REPO)
     print(
@@ -376,7 +426,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for index, (label, rules) in enumerate(rulesets.items()):
             prefix = f"k{index}"
             preload(broker.bootstrap, prefix, backlog)
-            results[label] = kairos(broker, prefix, work, rules, expected)
+            seconds = args.profile if rules == EXAMPLE_RULES else 0.0
+            results[label] = kairos(broker, prefix, work, rules, expected, seconds)
 
         raw = results["(a) raw aiokafka passthrough"]
         trivial = results["(b) trivial Faust agent"]
