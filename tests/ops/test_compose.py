@@ -26,6 +26,7 @@ WORKERS = ("kairos-worker-1", "kairos-worker-2")
 KAIROS_IMAGE_SERVICES = ("topic-init", *WORKERS, "generator")
 STATE_DIR = "/var/lib/kairos"
 
+
 def _load(path: Path) -> dict[str, Any]:
     loaded: dict[str, Any] = YAML(typ="safe", pure=True).load(path.read_text())
     return loaded
