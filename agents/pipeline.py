@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import faust
+from faust.streams import Stream
 from faust.types import StreamT
 
 from agents.processor import EventProcessor, InputMessage, Processed
@@ -49,7 +50,7 @@ class Pipeline:
 _SLOW_ACK_S = 5.0
 
 
-async def _acknowledged(deliveries: list[Any], topic: str, partition: int, offset: int) -> None:
+async def _acknowledged(deliveries: list[Any], what: str) -> None:
     """Wait for the broker to acknowledge outputs, saying so if it takes unusually long."""
     pending = asyncio.ensure_future(asyncio.gather(*deliveries))
     waited = 0.0
@@ -60,13 +61,49 @@ async def _acknowledged(deliveries: list[Any], topic: str, partition: int, offse
             return
         waited += _SLOW_ACK_S
         log.warning(
-            "Still waiting after %.0fs for the broker to acknowledge %d output(s) of %s[%d]@%d",
+            "Still waiting after %.0fs for the broker to acknowledge %d output(s) of %s",
             waited,
             len(deliveries),
-            topic,
-            partition,
-            offset,
+            what,
         )
+
+
+class BatchView(Mapping[bytes, bytes]):
+    """The state table as one batch sees it: what earlier messages of the batch staged first.
+
+    Nothing reaches the table until the whole batch's outputs are acknowledged; until then a
+    customer's second event in the batch must still see the state its first event left.
+    """
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.staged: dict[bytes, bytes] = {}
+        #: The Faust event that staged each key: its partition is where the write belongs.
+        self.origins: dict[bytes, Any] = {}
+
+    def stage(self, processed: Processed, origin: Any = None) -> None:
+        if processed.state is not None:
+            key, value = processed.state
+            self.staged[key] = value
+            self.origins[key] = origin
+
+    def __getitem__(self, key: bytes) -> bytes:
+        if key in self.staged:
+            return self.staged[key]
+        value = self.table.get(key)
+        if value is None:
+            raise KeyError(key)
+        return bytes(value)
+
+    def get(self, key: bytes, default: Any = None) -> Any:
+        staged = self.staged.get(key)
+        return staged if staged is not None else self.table.get(key, default)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter({*self.staged, *self.table.keys()})
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 def _as_input(message: Any) -> InputMessage:
@@ -81,21 +118,35 @@ def _as_input(message: Any) -> InputMessage:
 
 
 async def _deliver_then_store(
-    processed: Processed, message: Any, outputs: Mapping[str, Any], table: Any
+    batch: list[Processed],
+    view: BatchView,
+    outputs: Mapping[str, Any],
+    what: str,
+    stream: Any,
 ) -> None:
-    """Produce the outputs and wait for the broker's acknowledgement; only then store state.
+    """Produce the batch's outputs, wait once for the broker's acknowledgements, then store.
 
-    A crash in between re-processes the message with the same deterministic ids, so no
-    contact is lost; a state that remembers the message implies its outputs were delivered.
+    A crash in between re-processes the batch with the same deterministic ids, so no contact
+    is lost; a state that remembers a message implies its outputs were delivered. One write
+    per customer per batch: the last state its messages left.
     """
     deliveries = [
         await outputs[output.topic].send(key=output.key, value=output.value)
+        for processed in batch
         for output in processed.outputs
     ]
     if deliveries:
-        await _acknowledged(deliveries, message.topic, message.partition, message.offset)
-    if processed.state is not None:
-        table[processed.state[0]] = processed.state[1]
+        await _acknowledged(deliveries, what)
+    for key, value in view.staged.items():
+        # A Faust table writes to the changelog partition of the event being processed;
+        # after a batch that is each key's own event, not the batch's last one.
+        stream._set_current_event(view.origins[key])
+        view.table[key] = value
+
+
+def _describe(messages: list[Any]) -> str:
+    first = messages[0]
+    return f"{len(messages)} message(s) from {first.topic}[{first.partition}]@{first.offset}"
 
 
 def install(
@@ -139,14 +190,24 @@ def install(
     )
 
     async def decide_and_contact(stream: StreamT[bytes]) -> None:
-        async for event in stream.events():
-            message = event.message
-            processed = processor.process(_as_input(message), state)
-            await _deliver_then_store(processed, message, outputs, state)
-            processor.observe_latency(processed)
-            if processed.timers is not None:
-                timers = processed.timers
-                timer_index.note(timers.customer_id, timers.next_due, timers.kinds)
+        # StreamT does not declare take_events; Faust's Stream, which agents receive, does.
+        batches = cast(Stream[bytes], stream).take_events(
+            settings.batch_max_messages, within=settings.batch_window_s
+        )
+        async for events in batches:
+            messages = [event.message for event in events]
+            view = BatchView(state)
+            batch = []
+            for event in events:
+                processed = processor.process(_as_input(event.message), view)
+                view.stage(processed, event)
+                batch.append(processed)
+            await _deliver_then_store(batch, view, outputs, _describe(messages), stream)
+            for processed in batch:
+                processor.observe_latency(processed)
+                if processed.timers is not None:
+                    timers = processed.timers
+                    timer_index.note(timers.customer_id, timers.next_due, timers.kinds)
 
     app.agent(inputs, name="decide_and_contact", concurrency=1)(decide_and_contact)
 
@@ -165,8 +226,10 @@ def install(
     async def reserve_rm_capacity(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
-            processed = processor.process_rm_request(_as_input(message), rm_counters)
-            await _deliver_then_store(processed, message, outputs, rm_counters)
+            view = BatchView(rm_counters)
+            processed = processor.process_rm_request(_as_input(message), view)
+            view.stage(processed, event)
+            await _deliver_then_store([processed], view, outputs, _describe([message]), stream)
 
     app.agent(rm_requests, name="reserve_rm_capacity", concurrency=1)(reserve_rm_capacity)
 

@@ -63,6 +63,17 @@ class Settings(BaseSettings):
     commit_interval_s: float = Field(
         default=0.5, gt=0, description="Offset commit interval: bounds re-processing after a crash."
     )
+    batch_max_messages: int = Field(
+        default=500,
+        ge=1,
+        description="Messages decided together: their outputs are acknowledged once and each "
+        "customer's state is written once per batch.",
+    )
+    batch_window_s: float = Field(
+        default=0.01,
+        gt=0,
+        description="How long a batch waits to fill when traffic is light (adds latency).",
+    )
     allowed_lateness_s: float = Field(
         default=600.0,
         ge=0,
