@@ -138,9 +138,7 @@ async def _deliver_then_store(
     if deliveries:
         await _acknowledged(deliveries, what)
     for key, value in view.staged.items():
-        # A Faust table writes to the changelog partition of the event being processed;
-        # after a batch that is each key's own event, not the batch's last one.
-        stream._set_current_event(view.origins[key])
+        stream._set_current_event(view.origins[key])  # the key's own partition, as above
         view.table[key] = value
 
 
@@ -199,6 +197,9 @@ def install(
             view = BatchView(state)
             batch = []
             for event in events:
+                # Faust's RocksDB store reads (and writes) the partition of the current event:
+                # in a batch that must be each message's own, not the batch's last.
+                stream._set_current_event(event)
                 processed = processor.process(_as_input(event.message), view)
                 view.stage(processed, event)
                 batch.append(processed)
