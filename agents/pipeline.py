@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 
 import faust
-from faust.streams import Stream
+from faust.streams import Stream, _current_event
 from faust.types import StreamT
 
 from agents.processor import EventProcessor, InputMessage, Processed
@@ -122,7 +123,6 @@ async def _deliver_then_store(
     view: BatchView,
     outputs: Mapping[str, Any],
     what: str,
-    stream: Any,
 ) -> None:
     """Produce the batch's outputs, wait once for the broker's acknowledgements, then store.
 
@@ -138,8 +138,18 @@ async def _deliver_then_store(
     if deliveries:
         await _acknowledged(deliveries, what)
     for key, value in view.staged.items():
-        stream._set_current_event(view.origins[key])  # the key's own partition, as above
+        _bind_current_event(view.origins[key])  # the key's own partition, as above
         view.table[key] = value
+
+
+def _bind_current_event(event: Any) -> None:
+    """Make ``event`` Faust's current event in this task only.
+
+    Only the context variable, which is per task: ``Stream._set_current_event`` would also
+    change the stream's ``current_event``, which ``take_events`` reads from another task to
+    know which event to acknowledge.
+    """
+    _current_event.set(weakref.ref(event))
 
 
 def _describe(messages: list[Any]) -> str:
@@ -199,11 +209,11 @@ def install(
             for event in events:
                 # Faust's RocksDB store reads (and writes) the partition of the current event:
                 # in a batch that must be each message's own, not the batch's last.
-                stream._set_current_event(event)
+                _bind_current_event(event)
                 processed = processor.process(_as_input(event.message), view)
                 view.stage(processed, event)
                 batch.append(processed)
-            await _deliver_then_store(batch, view, outputs, _describe(messages), stream)
+            await _deliver_then_store(batch, view, outputs, _describe(messages))
             for processed in batch:
                 processor.observe_latency(processed)
                 if processed.timers is not None:
@@ -230,7 +240,7 @@ def install(
             view = BatchView(rm_counters)
             processed = processor.process_rm_request(_as_input(message), view)
             view.stage(processed, event)
-            await _deliver_then_store([processed], view, outputs, _describe([message]), stream)
+            await _deliver_then_store([processed], view, outputs, _describe([message]))
 
     app.agent(rm_requests, name="reserve_rm_capacity", concurrency=1)(reserve_rm_capacity)
 
