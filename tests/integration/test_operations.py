@@ -144,14 +144,19 @@ def _commit(bootstrap: str, group: str, topic: str, offset: int) -> None:
         consumer.close()
 
 
+def _ensure(monkeypatch: pytest.MonkeyPatch, broker: Any, prefix: str, partitions: int) -> int:
+    """``kairos topics ensure`` for a deployment on ``prefix``; its exit code."""
+    monkeypatch.setenv("KAIROS_BROKER_URL", broker.url)
+    monkeypatch.setenv("KAIROS_TOPIC_PREFIX", prefix)
+    monkeypatch.setenv("KAIROS_PARTITIONS", str(partitions))
+    return main(["topics", "ensure", "--timeout", "20"])
+
+
 def test_topics_ensure_creates_every_topic_co_partitioned(
     broker: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     prefix = f"init{time.time_ns()}"
-    monkeypatch.setenv("KAIROS_BROKER_URL", broker.url)
-    monkeypatch.setenv("KAIROS_TOPIC_PREFIX", prefix)
-    monkeypatch.setenv("KAIROS_PARTITIONS", "3")
-    assert main(["topics", "ensure", "--timeout", "20"]) == 0
+    assert _ensure(monkeypatch, broker, prefix, 3) == 0
     topics = TopicNames(prefix)
     consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap)
     try:
@@ -160,7 +165,7 @@ def test_topics_ensure_creates_every_topic_co_partitioned(
         assert consumer.partitions_for_topic(topics.rules) == {0}
     finally:
         consumer.close()
-    assert main(["topics", "ensure", "--timeout", "20"]) == 0, "idempotent"
+    assert _ensure(monkeypatch, broker, prefix, 3) == 0, "idempotent"
     assert capsys.readouterr().out.endswith("0 topic(s) created; every Kairos topic exists\n")
 
 
@@ -168,12 +173,8 @@ def test_topics_ensure_refuses_topics_with_another_partition_count(
     broker: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     prefix = f"mismatch{time.time_ns()}"
-    monkeypatch.setenv("KAIROS_BROKER_URL", broker.url)
-    monkeypatch.setenv("KAIROS_TOPIC_PREFIX", prefix)
-    monkeypatch.setenv("KAIROS_PARTITIONS", "2")
-    assert main(["topics", "ensure", "--timeout", "20"]) == 0
-    monkeypatch.setenv("KAIROS_PARTITIONS", "4")
-    assert main(["topics", "ensure", "--timeout", "20"]) == 2
+    assert _ensure(monkeypatch, broker, prefix, 2) == 0
+    assert _ensure(monkeypatch, broker, prefix, 4) == 2
     error = capsys.readouterr().err
     assert f"{prefix}.events.app_click has 2 partitions, expected 4" in error
     assert "co-partitioned" in error
