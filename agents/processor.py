@@ -28,7 +28,7 @@ from rules.engine import (
 )
 from rules.ruleset import Ruleset
 from schemas.capacity import RmReply, RmRequest
-from schemas.codec import decode_event, decode_profile, decode_state, encode
+from schemas.codec import decode_event, decode_profile, decode_state, encode, encode_state
 from schemas.dead_letter import DeadLetter
 from schemas.decisions import Outcome
 from schemas.errors import InvalidEventError
@@ -266,7 +266,7 @@ class EventProcessor:
             if origin is not None and action.trigger_event_ids == [event_id]:
                 processed.actions_from.append(origin)  # timer-fired actions waited on purpose
         if changed:
-            processed.state = (key, encode(verdict.state.with_decisions(verdict.decisions)))
+            processed.state = (key, encode_state(verdict.state.with_decisions(verdict.decisions)))
         processed.timers = TimerSummary(
             customer_id=verdict.state.customer_id,
             next_due=verdict.wake_up_at,

@@ -34,6 +34,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -216,12 +217,17 @@ def trivial_faust(broker: EmbeddedBroker, prefix: str, work: Path, expected: int
         )
 
 
+def _py_spy() -> str:
+    """py-spy from PATH, else from this interpreter's environment (an unactivated venv)."""
+    return shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+
+
 def profile(pid: int, seconds: float, top: int = 25) -> list[str]:
     """py-spy samples of a worker: the ``top`` frames by inclusive share of the samples."""
     raw = Path(tempfile.mkdtemp(prefix="kairos-profile-")) / "samples.txt"
     sampling = ("-d", str(int(seconds)), "-r", "200", "--format", "raw", "--nonblocking")
     subprocess.run(
-        ["py-spy", "record", "--pid", str(pid), *sampling, "-o", str(raw)],
+        [_py_spy(), "record", "--pid", str(pid), *sampling, "-o", str(raw)],
         check=True,
         capture_output=True,
     )
@@ -382,7 +388,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=float,
         default=0.0,
         metavar="SECONDS",
-        help="py-spy the example-pack worker for this long while it drains (pip install .[bench])",
+        help="py-spy one configuration's worker this long while it drains (pip install .[bench])",
+    )
+    parser.add_argument(
+        "--profile-config",
+        default="example pack",
+        help="which configuration --profile samples: a part of its label, e.g. '100 rules'",
     )
     args = parser.parse_args(argv)
     os.chdir(REPO)
@@ -426,7 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for index, (label, rules) in enumerate(rulesets.items()):
             prefix = f"k{index}"
             preload(broker.bootstrap, prefix, backlog)
-            seconds = args.profile if rules == EXAMPLE_RULES else 0.0
+            seconds = args.profile if args.profile_config in label else 0.0
             results[label] = kairos(broker, prefix, work, rules, expected, seconds)
 
         raw = results["(a) raw aiokafka passthrough"]

@@ -7,11 +7,12 @@ that the dead-letter path can explain.
 
 from __future__ import annotations
 
+import zlib
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from schemas.errors import InvalidEventError
+from schemas.errors import InvalidEventError, StateCorruptError
 from schemas.events import Event
 from schemas.profile import CustomerProfile
 from schemas.state import CustomerState
@@ -74,8 +75,29 @@ def decode_profile(raw: bytes, key: bytes | None = None) -> CustomerProfile:
     return profile
 
 
+#: First byte of a compressed state record. Plain JSON records (earlier releases) start
+#: with ``{``, so both read back.
+_STATE_ZLIB = b"\x01"
+
+
+def encode_state(state: CustomerState) -> bytes:
+    """Serialise a customer state for the table: JSON, deflated.
+
+    The state is written to RocksDB and to its changelog on every update and read back on
+    every restore, so its size is paid many times; its JSON is repetitive (keys, timestamps,
+    rule ids) and level-1 deflate takes a month's state from ~3.6 KB to ~1.5 KB for ~30 us
+    (bench/state_size.py).
+    """
+    return _STATE_ZLIB + zlib.compress(state.__pydantic_serializer__.to_json(state), 1)
+
+
 def decode_state(raw: bytes) -> CustomerState:
-    """Read a state record written by this or an earlier release."""
+    """Read a state record written by this or an earlier release (plain JSON)."""
+    if raw[:1] == _STATE_ZLIB:
+        try:
+            raw = zlib.decompress(raw[1:])
+        except zlib.error as exc:
+            raise StateCorruptError(f"state record does not inflate: {exc}") from exc
     return CustomerState.model_validate_json(raw)
 
 

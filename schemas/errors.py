@@ -86,3 +86,12 @@ class DeploymentError(KairosError):
 
 class RollbackError(DeploymentError):
     """A rollback was asked for but there is no earlier version it could return to."""
+
+
+class StateCorruptError(KairosError):
+    """A stored customer state cannot be read back.
+
+    Raised, not skipped: deciding on an empty state would forget consents, caps and
+    cooldowns and contact the customer as a stranger. Restore the table from its changelog
+    (delete the worker's local state directory) to recover.
+    """

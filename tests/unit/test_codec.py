@@ -4,9 +4,22 @@ import json
 
 import pytest
 
-from schemas.codec import decode_event, decode_profile, encode_event
-from schemas.errors import InvalidEventError
+from app.settings import EXAMPLE_RULES
+from app.synthetic import SyntheticConfig, traffic
+from rules.loader import load_ruleset
+from rules.replay import Replay
+from schemas.codec import (
+    decode_event,
+    decode_profile,
+    decode_state,
+    encode,
+    encode_event,
+    encode_state,
+)
+from schemas.errors import InvalidEventError, StateCorruptError
 from schemas.events import Transaction
+from schemas.profile import CustomerProfile
+from schemas.state import CustomerState
 from tests.factories import click, drop_off, profile, transaction
 
 
@@ -84,3 +97,29 @@ def test_consent_defaults_to_no() -> None:
         _raw({"customer_id": "C1", "updated_at": "2026-11-02T10:00:00Z", "tier": "mass"})
     )
     assert (parsed.consent.sms, parsed.consent.push, parsed.consent.rm) == (False, False, False)
+
+
+def _month_of_states() -> list[CustomerState]:
+    """States as a month of seeded traffic leaves them (example pack, offline engine)."""
+    replay = Replay(load_ruleset(EXAMPLE_RULES))
+    for record in traffic(SyntheticConfig(seed=3, customers=20, days=30)):
+        if isinstance(record.model, CustomerProfile):
+            replay.profile(record.model)
+        else:
+            replay.event(record.model)
+    return list(replay.states.values())
+
+
+def test_state_round_trips_compressed_and_older_plain_records_still_read() -> None:
+    states = _month_of_states()
+    for state in states:
+        stored = encode_state(state)
+        assert decode_state(stored) == state
+        assert decode_state(encode(state)) == state  # what earlier releases wrote
+        assert len(stored) < len(encode(state)) / 2
+
+
+def test_a_state_record_that_does_not_inflate_is_refused_loudly() -> None:
+    stored = encode_state(CustomerState(customer_id="C1"))
+    with pytest.raises(StateCorruptError, match="does not inflate"):
+        decode_state(stored[:-4])

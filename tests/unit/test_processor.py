@@ -7,6 +7,7 @@ from agents.processor import EventProcessor, InputMessage
 from app.metrics import Metrics
 from app.topics import TopicNames
 from schemas.actions import Channel
+from schemas.codec import decode_state
 from schemas.state import RECENT_DECISIONS
 from tests.factories import drop_off, profile
 from tests.rulesets import IMMEDIATE_RULES, ruleset_from
@@ -38,7 +39,7 @@ def test_profile_then_event_produces_a_decision_and_an_action() -> None:
     assert all(o.key == b"C1" for o in processed.outputs)
     assert store[b"C1"] == first.state[1], "the processor never writes state itself"
     assert processed.state is not None and processed.state[0] == b"C1"
-    assert json.loads(processed.state[1])["event_counts"] == {"drop_off": 1}
+    assert decode_state(processed.state[1]).event_counts == {"drop_off": 1}
     sample = metrics.registry.get_sample_value
     assert (
         sample("kairos_actions_total", {"channel": "push", "rule_id": "loan-dropoff-digital-nudge"})
@@ -80,10 +81,10 @@ def test_the_stored_state_remembers_the_latest_decisions_for_the_customer_api() 
         )
         assert processed.state is not None
         store[processed.state[0]] = processed.state[1]
-    recent = json.loads(store[b"C1"])["recent_decisions"]
+    recent = decode_state(store[b"C1"]).recent_decisions
     assert len(recent) == RECENT_DECISIONS, "bounded: state is serialised on every update"
-    assert {d["rule_id"] for d in recent} == {"loan-dropoff-digital-nudge"}
-    assert recent[-1]["at"] >= recent[0]["at"]
+    assert {d.rule_id for d in recent} == {"loan-dropoff-digital-nudge"}
+    assert recent[-1].at >= recent[0].at
 
 
 def test_every_state_change_reports_the_timers_left_for_the_scheduler() -> None:
