@@ -258,6 +258,57 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_backtest(args: argparse.Namespace) -> int:
+    from app.backtest import BacktestInputError, run_backtest
+    from app.backtest_chart import render_html
+    from app.backtest_output import daily_csv, render_diff, render_table, rules_csv
+    from rules.backtest_diff import compare
+
+    try:
+        run = run_backtest(
+            args.rules,
+            args.events,
+            profiles=args.profiles,
+            policy=args.policy,
+            compare=args.compare,
+            progress=None if args.progress == "auto" else args.progress == "on",
+        )
+    except RuleFileError as exc:
+        return _print_problems(exc)
+    except BacktestInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    report = run.base.report()
+    diff = compare(run.base, run.other) if run.other is not None else None
+    document = diff if diff is not None else report
+    if args.json:
+        print(document.model_dump_json(indent=2))
+    else:
+        print(render_table(report, run.events_per_second))
+        if diff is not None:
+            print("\n" + render_diff(diff))
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        charts = [("base", report)] if diff is None else [("base", report), ("other", diff.other)]
+        files = {
+            "report.json": document.model_dump_json(indent=2),
+            "rules.csv": rules_csv(report),
+            "daily.csv": daily_csv(report),
+            "chart.html": render_html(charts),
+        }
+        if diff is not None:
+            files["rules-other.csv"] = rules_csv(diff.other)
+            files["daily-other.csv"] = daily_csv(diff.other)
+        for name, text in files.items():
+            (args.out / name).write_text(text, encoding="utf-8")
+        print(f"\nwrote {', '.join(str(args.out / name) for name in files)}", file=sys.stderr)
+    print(
+        f"{run.events:,} events in {run.seconds:.1f}s ({run.events_per_second:,.0f} events/s)",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _cmd_topics_ensure(args: argparse.Namespace) -> int:
     from app.admin import ensure_topics
     from app.rules_registry import bootstrap_servers
@@ -394,6 +445,28 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--json", action="store_true", help="JSON instead of a table")
     report.add_argument("--timeout", type=float, default=120.0, help="seconds to read the topics")
     report.set_defaults(handler=_cmd_report)
+
+    backtest = commands.add_parser(
+        "backtest",
+        help="what rules would have done to recorded events: per rule and channel, a chart",
+    )
+    backtest.add_argument("--rules", type=Path, required=True, help="rules directory or file")
+    backtest.add_argument(
+        "--events", type=Path, nargs="+", required=True, help="JSONL event files (.gz too)"
+    )
+    backtest.add_argument("--profiles", type=Path, help="JSONL customer profiles")
+    backtest.add_argument("--policy", type=Path, help="a policy file replacing the rules' own")
+    backtest.add_argument(
+        "--compare", type=Path, metavar="OTHER_RULES", help="a second ruleset to compare with"
+    )
+    backtest.add_argument(
+        "--out", type=Path, help="directory for report.json, rules.csv, daily.csv, chart.html"
+    )
+    backtest.add_argument("--json", action="store_true", help="JSON instead of a table")
+    backtest.add_argument(
+        "--progress", choices=("auto", "on", "off"), default="auto", help="progress bar on stderr"
+    )
+    backtest.set_defaults(handler=_cmd_backtest)
 
     generate = commands.add_parser(
         "generate",

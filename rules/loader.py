@@ -501,18 +501,53 @@ def read_sources(path: Path) -> dict[str, str]:
     return sources
 
 
-def load_ruleset(path: Path) -> Ruleset:
+_Parsed = tuple[list[_Entry], list[_Entry], _Entry | None]
+
+
+def _only_policy_from(
+    name: str, loaders: list[_FileLoader], parsed: list[_Parsed]
+) -> list[_Parsed]:
+    """Drop every policy but ``name``'s; ``name`` must hold a policy and nothing else."""
+    kept: list[_Parsed] = []
+    for loader, (features, entries, policy) in zip(loaders, parsed, strict=True):
+        if loader.display != name:
+            kept.append((features, entries, None))
+            continue
+        if policy is None:
+            loader.problem(0, 0, "no 'policy:' in the policy file")
+        for entry in (*features, *entries):
+            loader.problem(
+                entry.line,
+                entry.column,
+                "a policy file holds only 'policy:'",
+                "move rules and features to the rules directory",
+            )
+        kept.append(([], [], policy))
+    return kept
+
+
+def load_ruleset(path: Path, policy: Path | None = None) -> Ruleset:
     """Load and compile every rule file under ``path``.
+
+    ``policy``, a file holding only ``policy:``, replaces the rules' own policy: a backtest
+    asks "what if the caps were tighter?" without editing the campaign's files.
 
     Raises:
         RuleFileError: listing every problem found; nothing is partially loaded.
 
     """
-    return compile_sources(read_sources(path))
+    sources = read_sources(path)
+    if policy is None:
+        return compile_sources(sources)
+    policy_sources = read_sources(policy)
+    return compile_sources({**sources, **policy_sources}, policy_from=next(iter(policy_sources)))
 
 
-def compile_sources(sources: Mapping[str, str]) -> Ruleset:
+def compile_sources(sources: Mapping[str, str], policy_from: str | None = None) -> Ruleset:
     """Compile rule files given as ``{name: YAML text}`` (a directory, or a deployed bundle).
+
+    With ``policy_from`` (one of the names), only that file's policy counts and it may hold
+    nothing else.
 
     Raises:
         RuleFileError: listing every problem found; nothing is partially loaded.
@@ -520,6 +555,8 @@ def compile_sources(sources: Mapping[str, str]) -> Ruleset:
     """
     loaders = [_FileLoader(display, text) for display, text in sources.items()]
     parsed = [loader.parse() for loader in loaders]
+    if policy_from is not None:
+        parsed = _only_policy_from(policy_from, loaders, parsed)
     compiler = _Compiler()
     for features, _, _ in parsed:
         for entry in features:

@@ -1,0 +1,250 @@
+"""What a ruleset would have done to recorded traffic: the live engine, offline, summed up.
+
+Marketing ops ask "how many customers will this reach, on which channels, at what hours,
+and how much will the contact policy hold back?" before a campaign goes live. The answer
+must come from the engine the worker runs, not from a model of it, so a backtest feeds
+events through :class:`rules.replay.Replay` (the worker's ``decide`` over an in-memory
+store, event time as the clock) and only *counts* here. Counts are kept as running totals:
+a month of traffic is millions of events, but a summary is a few hundred numbers.
+
+Contacts are dated and hourly-binned in the customer's own time zone (from their
+profile), because that is the clock quiet hours and daily caps are written in, and the
+clock a customer judges "23:00" by.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rules.engine import EngineOptions, Verdict
+from rules.replay import Replay
+from rules.report import RuleReport, build_report
+from rules.ruleset import Ruleset
+from schemas.actions import Action
+from schemas.conversions import Conversion
+from schemas.decisions import Decision
+from schemas.events import Event
+from schemas.profile import CustomerProfile
+
+_UTC = ZoneInfo("UTC")
+
+
+class ChannelSummary(BaseModel):
+    """One rule's contacts on one channel."""
+
+    model_config = ConfigDict(frozen=True)
+
+    channel: str
+    sends: int
+    customers_reached: int
+    per_day: dict[str, int] = Field(description="Contacts per local calendar day (ISO date).")
+    per_hour: list[int] = Field(description="Contacts per local hour of day, 0 to 23.")
+    peak_hour: int | None = Field(description="Local hour with the most contacts.")
+
+
+class RuleSummary(BaseModel):
+    """Everything one rule did during the backtest."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rule_id: str
+    rule_version: int | None
+    fires: int = Field(description="Decisions with a final outcome (sent, held out, suppressed).")
+    sends: int
+    held_out: int
+    deferred: int = Field(description="Times a contact was postponed (quiet hours, RM capacity).")
+    suppressed: int
+    suppressed_by_reason: dict[str, int]
+    customers_reached: int
+    channels: list[ChannelSummary]
+    treated_conversions: int
+    holdout_conversions: int
+    uplift: float | None
+    uplift_ci95: tuple[float, float] | None
+
+
+class InputSummary(BaseModel):
+    """What went in, and what the engine could not use."""
+
+    model_config = ConfigDict(frozen=True)
+
+    events: int = 0
+    profiles: int = 0
+    customers: int = 0
+    duplicates: int = Field(default=0, description="Re-deliveries the engine recognised.")
+    late: int = Field(default=0, description="Events too late to count in feature windows.")
+    rejected: dict[str, int] = Field(
+        default_factory=dict, description="Lines the live worker would dead-letter, by reason."
+    )
+    first_event_at: datetime | None = None
+    last_event_at: datetime | None = None
+
+
+class BacktestReport(BaseModel):
+    """The result of one backtest: per rule, per channel, per day, and the totals."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ruleset_version: str
+    inputs: InputSummary
+    rules: list[RuleSummary]
+    contacts_per_day: dict[str, dict[str, int]] = Field(
+        description="Local date -> channel -> contacts, every rule together."
+    )
+    contacts_by_channel: dict[str, int]
+    customers_reached: int
+    pending_at_end: dict[str, int] = Field(
+        description="Timers still waiting when the events ran out, by kind (not yet sent)."
+    )
+
+
+class Backtest:
+    """Feed profiles and events in arrival order; :meth:`report` sums up what happened."""
+
+    def __init__(self, ruleset: Ruleset, options: EngineOptions | None = None) -> None:
+        self.ruleset = ruleset
+        self.replay = Replay(ruleset, options)
+        self.decisions: list[Decision] = []
+        self.conversions: list[Conversion] = []
+        self.actions: list[Action] = []
+        self._sends: Counter[tuple[str, str]] = Counter()
+        self._reached: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
+        self._per_day: defaultdict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+        self._per_hour: defaultdict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * 24)
+        self._zones: dict[str, ZoneInfo] = {}
+        self._inputs: dict[str, int] = Counter()
+        self._rejected: Counter[str] = Counter()
+        self._first: datetime | None = None
+        self._last: datetime | None = None
+        #: Keep every action (for the live/backtest agreement check); off for big runs.
+        self.keep_actions = False
+
+    def profile(self, profile: CustomerProfile) -> None:
+        self._inputs["profiles"] += 1
+        for verdict in self.replay.profile(profile):
+            self._count(verdict)
+
+    def event(self, event: Event) -> None:
+        self._inputs["events"] += 1
+        if self._first is None or event.occurred_at < self._first:
+            self._first = event.occurred_at
+        if self._last is None or event.occurred_at > self._last:
+            self._last = event.occurred_at
+        for verdict in self.replay.event(event):
+            self._inputs["duplicates"] += verdict.duplicate
+            self._inputs["late"] += verdict.late
+            self._count(verdict)
+
+    def reject(self, error_type: str) -> None:
+        """A line the live worker would send to the dead-letter topic."""
+        self._rejected[error_type] += 1
+
+    def _count(self, verdict: Verdict) -> None:
+        self.decisions.extend(verdict.decisions)
+        self.conversions.extend(verdict.conversions)
+        for action in verdict.actions:
+            key = (action.rule_id, action.channel.value)
+            self._sends[key] += 1
+            self._reached[key].add(action.customer_id)
+            local = action.created_at.astimezone(self._zone(action.customer_id))
+            self._per_day[key][local.date().isoformat()] += 1
+            self._per_hour[key][local.hour] += 1
+            if self.keep_actions:
+                self.actions.append(action)
+
+    def _zone(self, customer_id: str) -> ZoneInfo:
+        """The customer's time zone now (profiles may move it), else UTC."""
+        state = self.replay.states.get(customer_id)
+        name = state.profile.timezone if state is not None and state.profile else "UTC"
+        zone = self._zones.get(name)
+        if zone is None:
+            zone = self._zones[name] = ZoneInfo(name)
+        return zone
+
+    def reached(self, rule_id: str | None = None) -> set[str]:
+        """Customers contacted at least once (by ``rule_id``, or by any rule)."""
+        return set().union(
+            *(
+                customers
+                for (rule, _), customers in self._reached.items()
+                if rule_id in (None, rule)
+            )
+        )
+
+    def report(self) -> BacktestReport:
+        by_rule = {r.rule_id: r for r in build_report(self.decisions, self.conversions)}
+        versions = {rule.id: rule.spec.version for rule in self.ruleset.rules}
+        rule_ids = sorted({*by_rule, *(rule_id for rule_id, _ in self._sends)})
+        summaries = [
+            self._rule_summary(rule_id, by_rule.get(rule_id), versions) for rule_id in rule_ids
+        ]
+        per_day: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        for (_, channel), days in self._per_day.items():
+            for day, count in days.items():
+                per_day[day][channel] += count
+        by_channel: Counter[str] = Counter()
+        for (_, channel), count in self._sends.items():
+            by_channel[channel] += count
+        pending: Counter[str] = Counter(
+            timer.kind for state in self.replay.states.values() for timer in state.timers
+        )
+        return BacktestReport(
+            ruleset_version=self.ruleset.version,
+            inputs=InputSummary(
+                events=self._inputs["events"],
+                profiles=self._inputs["profiles"],
+                customers=len(self.replay.states),
+                duplicates=self._inputs["duplicates"],
+                late=self._inputs["late"],
+                rejected=dict(sorted(self._rejected.items())),
+                first_event_at=self._first,
+                last_event_at=self._last,
+            ),
+            rules=summaries,
+            contacts_per_day={day: dict(sorted(per_day[day].items())) for day in sorted(per_day)},
+            contacts_by_channel=dict(sorted(by_channel.items())),
+            customers_reached=len(self.reached()),
+            pending_at_end=dict(sorted(pending.items())),
+        )
+
+    def _rule_summary(
+        self, rule_id: str, outcome: RuleReport | None, versions: dict[str, int]
+    ) -> RuleSummary:
+        outcome = outcome or RuleReport(rule_id)
+        channels = [
+            ChannelSummary(
+                channel=channel,
+                sends=self._sends[(rule_id, channel)],
+                customers_reached=len(self._reached[(rule_id, channel)]),
+                per_day=dict(sorted(self._per_day[(rule_id, channel)].items())),
+                per_hour=self._per_hour[(rule_id, channel)],
+                peak_hour=_peak(self._per_hour[(rule_id, channel)]),
+            )
+            for channel in sorted(c for r, c in self._sends if r == rule_id)
+        ]
+        return RuleSummary(
+            rule_id=rule_id,
+            rule_version=versions.get(rule_id),
+            fires=outcome.fired,
+            sends=sum(c.sends for c in channels),
+            held_out=outcome.held_out,
+            deferred=outcome.deferred,
+            suppressed=sum(outcome.suppressed_by_reason.values()),
+            suppressed_by_reason=outcome.suppressed_by_reason,
+            customers_reached=len(self.reached(rule_id)),
+            channels=channels,
+            treated_conversions=outcome.treated_conversions,
+            holdout_conversions=outcome.holdout_conversions,
+            uplift=outcome.uplift,
+            uplift_ci95=outcome.uplift_ci95,
+        )
+
+
+def _peak(per_hour: list[int]) -> int | None:
+    if not any(per_hour):
+        return None
+    return max(range(24), key=lambda hour: per_hour[hour])

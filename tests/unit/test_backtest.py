@@ -1,0 +1,204 @@
+"""``kairos backtest``: the report adds up, hours are the customer's, files are usable."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import textwrap
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from app.backtest import BacktestInputError, run_backtest
+from app.cli import main
+from app.progress import ProgressBar
+from app.settings import EXAMPLE_RULES
+from rules.backtest import BacktestReport
+from rules.backtest_diff import compare
+from schemas.errors import RuleFileError
+from tests.factories import drop_off, profile
+
+
+@pytest.fixture(scope="module")
+def month(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three seeded days of 300 customers, written by ``kairos generate --out``."""
+    out = tmp_path_factory.mktemp("generated")
+    assert main(["generate", "--out", str(out), "--customers", "300", "--days", "3"]) == 0
+    return out
+
+
+def _inputs(month: Path) -> dict[str, object]:
+    return {"events": [month / "events.jsonl"], "profiles": month / "profiles.jsonl"}
+
+
+def test_every_count_adds_up_to_the_actions_the_engine_emitted(month: Path) -> None:
+    run = run_backtest(EXAMPLE_RULES, keep_actions=True, **_inputs(month))  # type: ignore[arg-type]
+    report = run.base.report()
+    actions = run.base.actions
+    assert report.inputs.events == run.events > 10_000
+    assert len(actions) == sum(report.contacts_by_channel.values()) > 50
+    assert report.customers_reached == len({a.customer_id for a in actions})
+    for rule in report.rules:
+        mine = [a for a in actions if a.rule_id == rule.rule_id]
+        assert rule.fires == rule.sends + rule.held_out + rule.suppressed
+        assert rule.sends == len(mine)
+        assert rule.customers_reached == len({a.customer_id for a in mine})
+        for channel in rule.channels:
+            assert sum(channel.per_day.values()) == sum(channel.per_hour) == channel.sends
+    daily_total = sum(sum(day.values()) for day in report.contacts_per_day.values())
+    assert daily_total == len(actions)
+
+
+RULE_WITH_QUIET_HOURS = """
+policy:
+  quiet_hours:
+    - {channels: [push, sms], start: "21:00", end: "08:00", action: defer}
+rules:
+  - id: loan-nudge
+    version: 3
+    event: drop_off
+    when: event.step >= 3
+    channels: [push]
+    template: loan_application_resume
+    priority: 50
+    ttl: 24h
+"""
+
+
+def _jsonl(path: Path, *records: dict[str, object] | bytes) -> Path:
+    lines = [r if isinstance(r, bytes) else json.dumps(r).encode() for r in records]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def test_a_late_evening_contact_is_deferred_to_the_customers_morning(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(textwrap.dedent(RULE_WITH_QUIET_HOURS))
+    profiles = _jsonl(
+        tmp_path / "profiles.jsonl",
+        profile("C1", timezone="Asia/Tokyo", updated_at="2026-11-01T00:00:00Z"),
+        profile("C2", timezone="Asia/Tokyo", updated_at="2026-11-01T00:00:00Z"),
+    )
+    events = _jsonl(
+        tmp_path / "events.jsonl",
+        # 23:30 in Tokyo: quiet hours, deferred to 08:00 there (23:00 UTC)
+        drop_off("C1", step=4, occurred_at="2026-11-02T14:30:00Z"),
+        # the clock moves past the morning: the deferred contact goes out
+        drop_off("C2", step=1, occurred_at="2026-11-03T05:00:00Z"),
+    )
+    report = run_backtest(rules, [events], profiles=profiles).base.report()
+    (rule,) = report.rules
+    assert (rule.rule_id, rule.rule_version, rule.deferred, rule.sends) == ("loan-nudge", 3, 1, 1)
+    (push,) = rule.channels
+    assert push.per_day == {"2026-11-03": 1}, "the customer's date, not UTC's (2026-11-02)"
+    assert push.peak_hour == 8
+    assert report.pending_at_end == {}
+
+
+def test_lines_the_worker_would_dead_letter_are_counted_by_reason(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(textwrap.dedent(RULE_WITH_QUIET_HOURS))
+    events = _jsonl(
+        tmp_path / "events.jsonl",
+        b'{"event_id": "broken',
+        {**drop_off("C1"), "event_type": "telepathy"},
+        drop_off("C1", step=4),
+    )
+    report = run_backtest(rules, [events]).base.report()
+    assert report.inputs.rejected == {"malformed_json": 1, "unknown_event_type": 1}
+    assert report.inputs.events == 1, "valid events; the rejected ones are counted apart"
+    assert report.rules[0].fires == 1, "the good line still counts (suppressed: no profile)"
+
+
+def test_a_missing_input_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(BacktestInputError, match="no such input file"):
+        run_backtest(EXAMPLE_RULES, [tmp_path / "nope.jsonl"])
+
+
+def test_compare_shows_what_removing_a_rule_takes_away(month: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    shutil.copytree(EXAMPLE_RULES, other, ignore=shutil.ignore_patterns("tests"))
+    (other / "salary_wealth.yaml").unlink()
+    run = run_backtest(EXAMPLE_RULES, compare=other, **_inputs(month))  # type: ignore[arg-type]
+    assert run.other is not None
+    diff = compare(run.base, run.other)
+    removed = next(r for r in diff.rules if r.rule_id == "salary-wealth-offer")
+    base_rule = next(r for r in diff.base.rules if r.rule_id == "salary-wealth-offer")
+    assert removed.change == "removed" and removed.version_after is None
+    assert removed.sends_before == base_rule.sends > 0 and removed.sends_after == 0
+    assert removed.customers_lost == base_rule.customers_reached
+    assert removed.customers_gained == 0
+    for channel, delta in diff.contacts_by_channel_delta.items():
+        after = diff.other.contacts_by_channel.get(channel, 0)
+        assert delta == after - diff.base.contacts_by_channel.get(channel, 0)
+
+
+def test_the_same_rules_compare_as_unchanged(month: Path) -> None:
+    run = run_backtest(EXAMPLE_RULES, compare=EXAMPLE_RULES, **_inputs(month))  # type: ignore[arg-type]
+    assert run.other is not None
+    diff = compare(run.base, run.other)
+    assert {r.change for r in diff.rules} == {"same"}
+    assert diff.customers_gained == diff.customers_lost == 0
+
+
+def test_a_policy_file_replaces_the_rules_own_policy(month: Path, tmp_path: Path) -> None:
+    strict = tmp_path / "strict.yaml"
+    strict.write_text("policy:\n  caps:\n    - {channel: any, max: 1, per: week}\n")
+    base = run_backtest(EXAMPLE_RULES, **_inputs(month)).base.report()  # type: ignore[arg-type]
+    capped = run_backtest(EXAMPLE_RULES, policy=strict, **_inputs(month)).base.report()  # type: ignore[arg-type]
+    assert capped.customers_reached == sum(capped.contacts_by_channel.values()), "one each"
+    assert sum(capped.contacts_by_channel.values()) < sum(base.contacts_by_channel.values())
+
+
+def test_a_policy_file_with_rules_in_it_is_refused_with_its_line(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(textwrap.dedent(RULE_WITH_QUIET_HOURS))
+    with pytest.raises(RuleFileError) as caught:
+        run_backtest(EXAMPLE_RULES, [_jsonl(tmp_path / "e.jsonl", drop_off("C1"))], policy=policy)
+    (problem,) = caught.value.problems
+    assert (problem.file, problem.line) == (str(policy), 6)
+    assert "holds only 'policy:'" in problem.message
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+
+
+def test_the_command_writes_a_report_csv_and_a_self_contained_chart(
+    month: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "report"
+    args = ["--events", str(month / "events.jsonl"), "--profiles", str(month / "profiles.jsonl")]
+    assert main(["backtest", "--rules", str(EXAMPLE_RULES), *args, "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    report = BacktestReport.model_validate_json((out / "report.json").read_text())
+    assert f"{report.inputs.events:,} events" in table
+    assert all(rule.rule_id in table for rule in report.rules)
+
+    rows = list(csv.DictReader(io.StringIO((out / "rules.csv").read_text())))
+    assert [r["rule_id"] for r in rows] == [r.rule_id for r in report.rules]
+    assert {"sends_sms", "sends_push", "sends_rm", "suppressed_quiet_hours"} <= set(rows[0])
+    daily = list(csv.DictReader(io.StringIO((out / "daily.csv").read_text())))
+    assert sum(int(r["contacts"]) for r in daily) == sum(report.contacts_by_channel.values())
+
+    page = (out / "chart.html").read_text()
+    tags = _Tags()
+    tags.feed(page)
+    assert tags.tags.count("svg") == 2 and "script" not in tags.tags
+    assert "http" not in page, "self-contained: nothing to fetch"
+
+
+def test_the_progress_bar_draws_on_a_terminal_only() -> None:
+    shown, hidden = io.StringIO(), io.StringIO()
+    ProgressBar(100, "backtest", stream=shown, enabled=True).close(count=1234)
+    ProgressBar(100, "backtest", stream=hidden).update(0.5, 10)  # StringIO is not a tty
+    assert "100%" in shown.getvalue() and "1,234 events" in shown.getvalue()
+    assert hidden.getvalue() == ""
