@@ -188,6 +188,7 @@ def install(
             topics.rm_replies,
         )
     }
+    rocksdb = {"block_cache_size": settings.rocksdb_block_cache_mb * 1024 * 1024}
     state = app.Table(
         STATE_TABLE,
         default=None,
@@ -195,6 +196,7 @@ def install(
         help="Per-customer state: profile, counters, recent event ids.",
         key_type=bytes,  # raw bytes: our codec, not faust's, owns the state encoding
         value_type=bytes,
+        options=dict(rocksdb),  # Faust pops keys from it: one dict per table
     )
 
     async def decide_and_contact(stream: StreamT[bytes]) -> None:
@@ -231,6 +233,7 @@ def install(
         help="RM contacts granted per RM (or branch) and working day.",
         key_type=bytes,
         value_type=bytes,
+        options=dict(rocksdb),
     )
     rm_requests = app.topic(topics.rm_requests, partitions=settings.partitions, **raw)
 
@@ -250,7 +253,16 @@ def install(
             return
         generation = app.consumer_generation_id
         if timer_index.generation != generation:
-            found = timer_index.rebuild(generation, state.items())
+            found = await timer_index.rebuild(
+                generation,
+                state.items(),
+                still_current=lambda: (
+                    app.consumer_generation_id == generation and not app.rebalancing
+                ),
+            )
+            if found is None:
+                log.info("Timer re-index abandoned: partitions moved during the scan")
+                return
             log.info("Indexed %d customers with pending timers (generation %s)", found, generation)
         for tick in timer_index.pop_due(clock()):
             key, value = tick_message(tick)

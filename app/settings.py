@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     replication_factor: int = Field(default=1, ge=1)
     rules_path: Path = Field(default=EXAMPLE_RULES, description="Directory of rule files.")
     state_dir: Path = Field(default=Path("var/state"), description="RocksDB state directory.")
+    rocksdb_block_cache_mb: int = Field(
+        default=64,
+        ge=1,
+        description="RocksDB block cache per table partition. Faust's default is 2 GiB per "
+        "partition: a worker scanning a million customers grew from 389 MiB to 3.7 GiB.",
+    )
     web_host: str = Field(default="127.0.0.1", description="Interface the web server binds.")
     web_port: int = Field(default=6066, ge=1, le=65535)
     web_advertised_host: str | None = Field(

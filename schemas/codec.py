@@ -91,14 +91,19 @@ def encode_state(state: CustomerState) -> bytes:
     return _STATE_ZLIB + zlib.compress(state.__pydantic_serializer__.to_json(state), 1)
 
 
+def state_json(raw: bytes) -> bytes:
+    """The JSON of a stored state, inflated if need be: cheap to search before decoding."""
+    if raw[:1] != _STATE_ZLIB:
+        return raw
+    try:
+        return zlib.decompress(raw[1:])
+    except zlib.error as exc:
+        raise StateCorruptError(f"state record does not inflate: {exc}") from exc
+
+
 def decode_state(raw: bytes) -> CustomerState:
     """Read a state record written by this or an earlier release (plain JSON)."""
-    if raw[:1] == _STATE_ZLIB:
-        try:
-            raw = zlib.decompress(raw[1:])
-        except zlib.error as exc:
-            raise StateCorruptError(f"state record does not inflate: {exc}") from exc
-    return CustomerState.model_validate_json(raw)
+    return CustomerState.model_validate_json(state_json(raw))
 
 
 def encode(model: BaseModel) -> bytes:

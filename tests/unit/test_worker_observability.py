@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +13,8 @@ from app.metrics import Metrics
 from app.settings import Settings
 from app.web import bearer_token_matches
 from app.worker_gauges import StoreSize, WorkerGauges
+from schemas.codec import encode_state
+from schemas.state import CustomerState, PendingTimer
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 TOKEN = SecretStr("s3cret-token-of-32-characters-xx")
@@ -74,3 +77,25 @@ def test_the_customer_api_is_off_without_a_token_and_refuses_a_weak_one() -> Non
     with pytest.raises(ValidationError, match="at least 16 characters"):
         Settings(customer_api_token="password")
     assert "s3cret" not in repr(Settings(customer_api_token=TOKEN.get_secret_value()))
+
+
+def _stored(customer_id: str, *timers: PendingTimer) -> tuple[bytes, bytes]:
+    return customer_id.encode(), encode_state(
+        CustomerState(customer_id=customer_id, timers=list(timers))
+    )
+
+
+def test_a_rebuild_finds_the_timers_inside_compressed_states() -> None:
+    index = TimerIndex(grace=timedelta(seconds=30))
+    waiting = PendingTimer(rule_id="r", due_at=T0, start_event={}, kind="deferred")
+    records = [_stored("C1"), _stored("C2", waiting), (b"C3", None)]
+    assert asyncio.run(index.rebuild(7, records)) == 1
+    assert index.generation == 7 and index.pending_by_kind() == {"deferred": 1}
+    assert [tick.customer_id for tick in index.pop_due(T0 + timedelta(minutes=1))] == ["C2"]
+
+
+def test_a_rebuild_gives_up_when_partitions_move_during_the_scan() -> None:
+    index = TimerIndex(grace=timedelta(seconds=30))
+    records = [_stored(f"C{i}") for i in range(5_000)]
+    assert asyncio.run(index.rebuild(8, records, still_current=lambda: False)) is None
+    assert index.generation is None, "the next tick starts over"
