@@ -16,7 +16,7 @@ What runs, on the embedded broker (Tansu, memory storage):
    distinct histories exist (RocksDB's block compression may gain a little from that).
 3. **The changelog, as the worker writes it.** Topic name, partition count and the RocksDB
    paths are read from the worker's own Faust app (``agents.pipeline.install``); keys are
-   the customer id's bytes and values come from ``schemas.codec.encode`` — the function
+   the customer id's bytes and values come from ``schemas.codec.encode_state`` — the function
    ``agents/processor.py`` stores states with, imported so the bench follows the codec when
    it changes. A customer's partition is murmur2 of its key, the partitioner of the
    repository's producers (kafka-python's default): the worker writes a state to the
@@ -87,7 +87,7 @@ from app.synthetic import SyntheticConfig, traffic
 from app.topics import TopicNames
 from rules.loader import load_ruleset
 from rules.replay import Replay
-from schemas.codec import encode
+from schemas.codec import encode_state
 from schemas.decisions import Decision
 from schemas.profile import CustomerProfile
 from schemas.state import CustomerState
@@ -246,7 +246,7 @@ async def produce_changelog(
         for index in range(customers):
             state = customer(templates, index)
             key = state.customer_id.encode()
-            value = encode(state)
+            value = encode_state(state)
             partition = partition_for(key, table.partitions)
             fingerprints[partition].add(key, value)
             pending.append(
@@ -515,12 +515,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     began = time.monotonic()
     templates, month_start = build_templates(args.templates, args.days, args.seed)
-    sizes = sorted(len(encode(t)) for t in templates)
+    sizes = sorted(len(encode_state(t)) for t in templates)
     print(
         f"{len(templates):,} template states from {args.days:g} days of seeded traffic "
         f"(example pack, seed {args.seed}) in {time.monotonic() - began:.0f} s: "
         f"mean {sum(sizes) / len(sizes):,.0f} B, p50 {sizes[len(sizes) // 2]:,} B, "
-        f"max {sizes[-1]:,} B (schemas.codec.{encode.__name__})"
+        f"max {sizes[-1]:,} B (schemas.codec.{encode_state.__name__})"
     )
     print(
         f"{args.customers:,} customers = the templates cloned under new ids "
