@@ -27,7 +27,7 @@ from rules.expressions import read_field
 from rules.features import FeatureView
 from rules.policy import remember_contact
 from rules.ruleset import CompiledPattern, CompiledRule, Ruleset
-from rules.state_update import apply_event, apply_profile, is_duplicate, new_state
+from rules.state_update import apply_event, apply_profile, evolve, is_duplicate, new_state
 from schemas.actions import Action, Channel, derive_action_id
 from schemas.capacity import RmReply, RmRequest
 from schemas.codec import EVENT_ADAPTER
@@ -330,7 +330,7 @@ class _Decider:
                 channel=channel,
             )
         )
-        self.state = self.state.model_copy(update={"timers": timers})
+        self.state = evolve(self.state, {"timers": timers})
         self.timers.append(TimerChange(rule_id, change))
 
     def withdraw_deferred(self) -> None:
@@ -360,7 +360,7 @@ class _Decider:
                     timer.channel,
                 )
         if len(kept) != len(self.state.timers):
-            self.state = self.state.model_copy(update={"timers": kept})
+            self.state = evolve(self.state, {"timers": kept})
 
     def _contact_limit(self, rule: CompiledRule) -> tuple[Reason, str] | None:
         history = self.state.rules.get(rule.id)
@@ -497,19 +497,20 @@ class _Decider:
         rules = dict(self.state.rules)
         history = rules.get(rule_id)
         if history is not None and history.sent > 0:
-            rules[rule_id] = history.model_copy(update={"sent": history.sent - 1})
+            rules[rule_id] = evolve(history, {"sent": history.sent - 1})
         goals = [
             g
             for g in self.state.goals
             if not (g.rule_id == rule_id and g.start_event.get("event_id") == trigger_event_id)
         ]
-        self.state = self.state.model_copy(
-            update={
+        self.state = evolve(
+            self.state,
+            {
                 "contacts": contacts,
                 "rules": rules,
                 "goals": goals,
                 "contacts_sent": max(self.state.contacts_sent - 1, 0),
-            }
+            },
         )
 
     # -- goals -------------------------------------------------------------------------------
@@ -525,7 +526,7 @@ class _Decider:
             until=start.occurred_at + rule.spec.goal.within,
         )
         goals = [*self.state.goals, goal][-PENDING_GOALS:]
-        self.state = self.state.model_copy(update={"goals": goals})
+        self.state = evolve(self.state, {"goals": goals})
 
     def check_goals(self, event: Event) -> None:
         """Attribute ``event`` to every decision whose goal it reaches in time."""
@@ -567,24 +568,25 @@ class _Decider:
                 )
             )
         if len(kept) != len(self.state.goals):
-            self.state = self.state.model_copy(update={"goals": kept})
+            self.state = evolve(self.state, {"goals": kept})
 
     def _count_rule_use(self, rule: CompiledRule) -> None:
         """Count towards the rule's cooldown and ``max_per_customer``."""
         history = self.state.rules.get(rule.id) or RuleHistory()
         rules = dict(self.state.rules)
         rules[rule.id] = RuleHistory(sent=history.sent + 1, last_sent_at=self.now)
-        self.state = self.state.model_copy(update={"rules": rules})
+        self.state = evolve(self.state, {"rules": rules})
 
     def _count_contact(self, rule: CompiledRule, channel: Channel) -> None:
         """A real contact: the rule's limits and the customer's frequency caps."""
         self._count_rule_use(rule)
-        self.state = self.state.model_copy(
-            update={
+        self.state = evolve(
+            self.state,
+            {
                 "contacts": remember_contact(self.state.contacts, channel, rule.id, self.now),
                 "contacts_sent": self.state.contacts_sent + 1,
                 "last_contact_at": self.now,
-            }
+            },
         )
 
     # -- absence timers ------------------------------------------------------------------------
@@ -601,7 +603,7 @@ class _Decider:
             else:
                 kept.append(timer)
         if len(kept) != len(self.state.timers):
-            self.state = self.state.model_copy(update={"timers": kept})
+            self.state = evolve(self.state, {"timers": kept})
 
     def _exits(self, rule: CompiledRule, timer: PendingTimer, event: Event) -> bool:
         start = EVENT_ADAPTER.validate_python(timer.start_event)
@@ -630,7 +632,7 @@ class _Decider:
         if not due:
             return
         remaining = [t for t in self.state.timers if fires_at(t, self.grace) > self.now]
-        self.state = self.state.model_copy(update={"timers": remaining})
+        self.state = evolve(self.state, {"timers": remaining})
         fired: list[_Fired] = []
         for timer in sorted(due, key=lambda t: t.due_at):
             rule = self.ruleset.by_id.get(timer.rule_id)
@@ -682,30 +684,51 @@ def _active(rule: CompiledRule, at: datetime) -> bool:
 def _update_features(
     ruleset: Ruleset, state: CustomerState, event: Event, options: EngineOptions
 ) -> tuple[dict[str, FeatureState], bool]:
-    """New feature states after ``event``; ``True`` if the event was too late to count."""
+    """New feature states after ``event``; ``True`` if the event was too late to count.
+
+    Runs on every event, so the features dict is copied only once something in it changes
+    (most events feed one or two features and expire none): the result is then the state's
+    own dict, which nothing mutates in place.
+    """
+    occurred_at = event.occurred_at
+    watermark = state.watermark
+    too_late = watermark is not None and occurred_at < watermark - options.allowed_lateness
+    current = state.features
+    features: dict[str, FeatureState] | None = None
     feeds = ruleset.features_by_event.get(event.event_type, ())
-    features = dict(state.features)
-    too_late = (
-        state.watermark is not None
-        and event.occurred_at < state.watermark - options.allowed_lateness
-    )
     if feeds and not too_late:
         context = EvaluationContext(
-            roots={"event": event, "profile": state.profile, "state": state}, now=event.occurred_at
+            roots={"event": event, "profile": state.profile, "state": state}, now=occurred_at
         )
         for feature in feeds:
-            updated = feature.update(features.get(feature.name), context, event.occurred_at)
+            name = feature.name
+            known = features if features is not None else current
+            updated = feature.update(known.get(name), context, occurred_at)
             if updated is not None:
-                features[feature.name] = updated
-    newest = max(filter(None, (state.watermark, event.occurred_at)))
+                if features is None:
+                    features = dict(current)
+                features[name] = updated
+    newest = occurred_at if watermark is None or occurred_at > watermark else watermark
     horizon = newest - options.allowed_lateness
-    for name, current in list(features.items()):
-        declared = ruleset.features.get(name)
+    declared_features = ruleset.features
+    changes: list[tuple[str, FeatureState | None]] = []
+    for name, value in (features if features is not None else current).items():
+        declared = declared_features.get(name)
         if declared is None:
-            del features[name]  # no longer declared: its state is dead weight
+            changes.append((name, None))  # no longer declared: its state is dead weight
         else:
-            features[name] = declared.expire(current, horizon)
-    return features, too_late
+            expired = declared.expire(value, horizon)
+            if expired is not value:
+                changes.append((name, expired))
+    if changes:
+        if features is None:
+            features = dict(current)
+        for name, changed in changes:
+            if changed is None:
+                del features[name]
+            else:
+                features[name] = changed
+    return (features if features is not None else current), too_late
 
 
 def decide(
@@ -736,7 +759,7 @@ def decide(
         else:
             fired.append(_Fired(rule, context, event, _evidence(rule, context)))
     decider.settle_or_wait(fired)
-    updated = apply_event(decider.state, event).model_copy(update={"features": features})
+    updated = evolve(apply_event(decider.state, event), {"features": features})
     decider.state = updated
     return decider.verdict(evaluated=tuple(rule.id for rule in candidates), late=too_late)
 

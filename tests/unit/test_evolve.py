@@ -1,0 +1,90 @@
+"""``evolve`` must be indistinguishable from pydantic's ``model_copy(update=...)``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, PrivateAttr
+
+from rules.state_update import evolve
+from schemas.events import AppClick
+from schemas.state import CustomerState, FeatureState
+
+AT = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+
+
+def _slots(model: BaseModel) -> tuple[Any, ...]:
+    return (
+        type(model),
+        model.__dict__,
+        model.__pydantic_fields_set__,
+        model.__pydantic_extra__,
+        getattr(model, "__pydantic_private__", None),
+    )
+
+
+def test_evolve_matches_model_copy_and_keeps_fields_set() -> None:
+    state = CustomerState(customer_id="c1", event_counts={"app_click": 2})
+    update = {"watermark": AT, "recent_event_ids": ["abc"]}
+
+    copied = evolve(state, update)
+
+    assert _slots(copied) == _slots(state.model_copy(update=update))
+    assert copied.__pydantic_fields_set__ == {
+        "customer_id",
+        "event_counts",
+        "watermark",
+        "recent_event_ids",
+    }
+    assert state.watermark is None and state.__pydantic_fields_set__ == {
+        "customer_id",
+        "event_counts",
+    }
+    assert copied.__dict__ is not state.__dict__
+    assert copied.__pydantic_fields_set__ is not state.__pydantic_fields_set__
+
+
+def test_evolve_does_not_validate_like_model_copy() -> None:
+    feature = FeatureState(sig="s")
+    copied = evolve(feature, {"buckets": "not a dict"})
+    assert copied.buckets == "not a dict"  # type: ignore[comparison-overlap]  # no validation
+    assert _slots(copied) == _slots(feature.model_copy(update={"buckets": "not a dict"}))
+
+
+def test_evolve_with_no_update_is_a_plain_copy() -> None:
+    state = CustomerState(customer_id="c1")
+    assert _slots(evolve(state, {})) == _slots(state.model_copy())
+
+
+def test_evolve_keeps_extra_data_of_models_that_allow_it() -> None:
+    click = AppClick.model_validate(
+        {
+            "event_id": "e1",
+            "customer_id": "c1",
+            "occurred_at": AT.isoformat(),
+            "screen": "home",
+            "platform": "ios",
+            "campaign": "spring",
+        }
+    )
+    update = {"screen": "cards", "new_extra": 1}
+    copied = evolve(click, update)
+    assert _slots(copied) == _slots(click.model_copy(update=update))
+    assert copied.__pydantic_extra__ == {"campaign": "spring", "new_extra": 1}
+    assert click.__pydantic_extra__ == {"campaign": "spring"}
+
+
+class _WithPrivate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    _cache: dict[str, int] = PrivateAttr(default_factory=dict)
+
+
+def test_evolve_keeps_private_values() -> None:
+    model = _WithPrivate(name="a")
+    model._cache["x"] = 1
+    copied = evolve(model, {"name": "b"})
+    assert copied.name == "b" and copied._cache == {"x": 1}
+    assert _slots(copied) == _slots(model.model_copy(update={"name": "b"}))
