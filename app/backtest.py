@@ -1,10 +1,11 @@
 """``kairos backtest``: recorded events through the live engine, offline, with a report.
 
-Reads what ``kairos generate --out`` writes (or any JSONL of input events, ``.gz`` too):
-profiles first, then events in file order — the order they reached the broker, late
-arrivals and re-deliveries included, which is what the worker would have seen. Lines the
-worker would dead-letter are counted by the same reason codes, not fatal: a month of real
-traffic always holds a few.
+Two sources. Files: what ``kairos generate --out`` writes (or any JSONL of input events,
+``.gz`` too) — profiles first, then events in file order, the order they reached the
+broker, late arrivals and re-deliveries included, which is what the worker would have
+seen. Or the live input topics over a time range, profiles and events merged in the order
+the broker stamped them. Records the worker would dead-letter are counted by the same
+reason codes, not fatal: a month of real traffic always holds a few.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Literal, Protocol
 
 from app.progress import ProgressBar
 from rules.backtest import Backtest
@@ -28,11 +29,23 @@ class BacktestInputError(KairosError):
     """An input file is missing or unreadable (bad lines inside are counted, not raised)."""
 
 
+Kind = Literal["profile", "event"]
+
+
 @dataclass(frozen=True)
 class Line:
     path: Path
     number: int
     raw: bytes
+
+
+class BacktestSource(Protocol):
+    """Input records in the order the worker would have consumed them."""
+
+    def records(self) -> Iterator[tuple[Kind, bytes]]: ...
+
+    @property
+    def fraction_read(self) -> float: ...
 
 
 class JsonlFiles:
@@ -65,6 +78,24 @@ class JsonlFiles:
             self._current = None
 
 
+class FileSource:
+    """A profiles file (optional), then event files in the order given."""
+
+    def __init__(self, events: Sequence[Path], profiles: Path | None = None) -> None:
+        self.profiles = JsonlFiles([profiles] if profiles else [])
+        self.events = JsonlFiles(events)
+
+    @property
+    def fraction_read(self) -> float:
+        return self.events.fraction_read
+
+    def records(self) -> Iterator[tuple[Kind, bytes]]:
+        for line in self.profiles.lines():
+            yield "profile", line.raw
+        for line in self.events.lines():
+            yield "event", line.raw
+
+
 @dataclass
 class BacktestRun:
     """The finished backtests (the base, and the ``--compare`` one) and how long they took."""
@@ -85,14 +116,16 @@ def _backtest_of(rules: Path, policy: Path | None) -> Backtest:
 
 def run_backtest(
     rules: Path,
-    events: Sequence[Path],
+    events: Sequence[Path] | BacktestSource,
     profiles: Path | None = None,
     policy: Path | None = None,
     compare: Path | None = None,
     progress: bool | None = None,
     keep_actions: bool = False,
 ) -> BacktestRun:
-    """Replay ``profiles`` then ``events`` through ``rules`` (and ``compare``, side by side).
+    """Replay the inputs through ``rules`` (and ``compare``, side by side, parsed once).
+
+    ``events`` is a list of JSONL files (with ``profiles``, read first) or any source.
 
     Raises:
         RuleFileError: a ruleset or the policy file does not compile.
@@ -104,26 +137,19 @@ def run_backtest(
         backtests.append(_backtest_of(compare, policy))
     for backtest in backtests:
         backtest.keep_actions = keep_actions
-    event_files = JsonlFiles(events)
-    profile_files = JsonlFiles([profiles] if profiles else [])
+    source = FileSource(events, profiles) if isinstance(events, Sequence) else events
+    bar = ProgressBar("backtest", enabled=progress)
     started = time.perf_counter()
-    for line in profile_files.lines():
-        try:
-            profile = decode_profile(line.raw)
-        except InvalidEventError as exc:
-            for backtest in backtests:
-                backtest.reject(f"profile_{exc.error_type}")
-            continue
-        for backtest in backtests:
-            backtest.profile(profile)
-    bar = ProgressBar(event_files.total_bytes, "backtest", enabled=progress)
     count = 0
-    for line in event_files.lines():
+    for kind, raw in source.records():
+        if kind == "profile":
+            _feed_profile(backtests, raw)
+            continue
         count += 1
         if count % 4096 == 0:
-            bar.update(event_files.fraction_read, count)
+            bar.update(source.fraction_read, count)
         try:
-            event = decode_event(line.raw)
+            event = decode_event(raw)
         except InvalidEventError as exc:
             for backtest in backtests:
                 backtest.reject(exc.error_type)
@@ -138,3 +164,14 @@ def run_backtest(
         events=count,
         seconds=seconds,
     )
+
+
+def _feed_profile(backtests: list[Backtest], raw: bytes) -> None:
+    try:
+        profile = decode_profile(raw)
+    except InvalidEventError as exc:
+        for backtest in backtests:
+            backtest.reject(f"profile_{exc.error_type}")
+        return
+    for backtest in backtests:
+        backtest.profile(profile)

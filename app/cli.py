@@ -261,13 +261,28 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_backtest(args: argparse.Namespace) -> int:
     from app.backtest import BacktestInputError, run_backtest
     from app.backtest_chart import render_html
+    from app.backtest_kafka import TopicRangeSource
     from app.backtest_output import daily_csv, render_diff, render_table, rules_csv
+    from app.rules_registry import bootstrap_servers
+    from app.settings import Settings
+    from app.topic_reader import TopicReadError
+    from app.topics import TopicNames
     from rules.backtest_diff import compare
 
+    events: list[Path] | TopicRangeSource = args.events
+    if args.from_kafka:
+        settings = Settings()
+        events = TopicRangeSource(
+            bootstrap_servers(settings.broker_url),
+            TopicNames(settings.topic_prefix),
+            since=args.since,
+            until=args.until,
+            timeout=args.timeout,
+        )
     try:
         run = run_backtest(
             args.rules,
-            args.events,
+            events,
             profiles=args.profiles,
             policy=args.policy,
             compare=args.compare,
@@ -275,7 +290,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         )
     except RuleFileError as exc:
         return _print_problems(exc)
-    except BacktestInputError as exc:
+    except (BacktestInputError, TopicReadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     report = run.base.report()
@@ -451,8 +466,21 @@ def parser() -> argparse.ArgumentParser:
         help="what rules would have done to recorded events: per rule and channel, a chart",
     )
     backtest.add_argument("--rules", type=Path, required=True, help="rules directory or file")
+    source = backtest.add_mutually_exclusive_group(required=True)
+    source.add_argument("--events", type=Path, nargs="+", help="JSONL event files (.gz too)")
+    source.add_argument(
+        "--from-kafka",
+        action="store_true",
+        help="read KAIROS_BROKER_URL's input topics instead (profiles from their beginning)",
+    )
     backtest.add_argument(
-        "--events", type=Path, nargs="+", required=True, help="JSONL event files (.gz too)"
+        "--since", type=datetime.fromisoformat, help="--from-kafka: events from (ISO 8601)"
+    )
+    backtest.add_argument(
+        "--until", type=datetime.fromisoformat, help="--from-kafka: events before (ISO 8601)"
+    )
+    backtest.add_argument(
+        "--timeout", type=float, default=300.0, help="--from-kafka: seconds to read the topics"
     )
     backtest.add_argument("--profiles", type=Path, help="JSONL customer profiles")
     backtest.add_argument("--policy", type=Path, help="a policy file replacing the rules' own")

@@ -21,13 +21,11 @@ class ProgressBar:
 
     def __init__(
         self,
-        total: int,
         label: str,
         unit: str = "events",
         stream: TextIO | None = None,
         enabled: bool | None = None,
     ) -> None:
-        self.total = max(total, 1)
         self.label = label
         self.unit = unit
         self.stream = stream or sys.stderr
@@ -36,7 +34,7 @@ class ProgressBar:
         self._drawn_at = 0.0
 
     def update(self, fraction_done: float, count: int) -> None:
-        """Redraw if it has been a moment; ``fraction_done`` is of ``total`` (e.g. bytes)."""
+        """Redraw if it has been a moment (``fraction_done`` of the input, e.g. of its bytes)."""
         if not self.enabled:
             return
         now = time.monotonic()

@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from app.backtest import run_backtest
+from app.backtest_kafka import TopicRangeSource
 from app.settings import EXAMPLE_RULES
 from app.synthetic import SyntheticConfig, traffic
 from schemas.actions import Channel
@@ -118,6 +119,7 @@ def rules(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
 def test_backtest_and_live_worker_agree_action_by_action(
     kairos: Callable[..., KairosUnderTest], rules: Path, tmp_path: Path
 ) -> None:
+    started = datetime.now(UTC)
     live = kairos(rules_path=rules)
     live.start_worker()
     profiles, waves = _seeded_traffic()
@@ -156,4 +158,14 @@ def test_backtest_and_live_worker_agree_action_by_action(
 
     assert live_decisions == offline_decisions
     assert live_actions == offline_actions
+
+    # the same range read back from the input topics (--from-kafka) decides the same
+    topic_run = run_backtest(
+        rules,
+        TopicRangeSource([live.broker.bootstrap], live.topics, since=started, timeout=60),
+        keep_actions=True,
+    )
+    assert topic_run.events == len(sent)
+    assert {d.decision_id for d in topic_run.base.decisions} == set(offline_decisions)
+    assert {a.action_id for a in topic_run.base.actions} == set(offline_actions)
     assert len([r for t, r in records if t in action_topics]) == len(live_actions), "no duplicates"

@@ -198,7 +198,7 @@ def test_the_command_writes_a_report_csv_and_a_self_contained_chart(
 
 def test_the_progress_bar_draws_on_a_terminal_only() -> None:
     shown, hidden = io.StringIO(), io.StringIO()
-    ProgressBar(100, "backtest", stream=shown, enabled=True).close(count=1234)
-    ProgressBar(100, "backtest", stream=hidden).update(0.5, 10)  # StringIO is not a tty
+    ProgressBar("backtest", stream=shown, enabled=True).close(count=1234)
+    ProgressBar("backtest", stream=hidden).update(0.5, 10)  # StringIO is not a tty
     assert "100%" in shown.getvalue() and "1,234 events" in shown.getvalue()
     assert hidden.getvalue() == ""
