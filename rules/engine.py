@@ -27,7 +27,7 @@ from rules.expressions import read_field
 from rules.features import FeatureView
 from rules.policy import remember_contact
 from rules.ruleset import CompiledPattern, CompiledRule, Ruleset
-from rules.state_update import apply_event, apply_profile, evolve, is_duplicate, new_state
+from rules.state_update import apply_profile, event_fingerprint, event_update, evolve, new_state
 from schemas.actions import Action, Channel, derive_action_id
 from schemas.capacity import RmReply, RmRequest
 from schemas.codec import EVENT_ADAPTER
@@ -740,7 +740,8 @@ def decide(
 ) -> Verdict:
     """Evaluate ``event`` for its customer: end waits it answers, fire due waits, then rules."""
     state = state or new_state(event.customer_id)
-    if is_duplicate(state, event):
+    fingerprint = event_fingerprint(event)
+    if fingerprint in state.recent_event_ids:  # a re-delivery (is_duplicate, hashed once)
         return Verdict(state=state, duplicate=True)
     decider = _Decider(state, ruleset, now, options.timer_grace)
     decider.check_goals(event)
@@ -759,8 +760,9 @@ def decide(
         else:
             fired.append(_Fired(rule, context, event, _evidence(rule, context)))
     decider.settle_or_wait(fired)
-    updated = evolve(apply_event(decider.state, event), {"features": features})
-    decider.state = updated
+    update = event_update(decider.state, event, fingerprint)  # apply_event, and the features
+    update["features"] = features
+    decider.state = evolve(decider.state, update)
     return decider.verdict(evaluated=tuple(rule.id for rule in candidates), late=too_late)
 
 

@@ -1,4 +1,4 @@
-"""``evolve`` must be indistinguishable from pydantic's ``model_copy(update=...)``."""
+"""The state record's pure updates: ``evolve`` must be indistinguishable from ``model_copy``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
-from rules.state_update import evolve
+from rules.state_update import apply_event, event_fingerprint, event_update, evolve
 from schemas.events import AppClick
 from schemas.state import CustomerState, FeatureState
 
@@ -88,3 +88,24 @@ def test_evolve_keeps_private_values() -> None:
     copied = evolve(model, {"name": "b"})
     assert copied.name == "b" and copied._cache == {"x": 1}
     assert _slots(copied) == _slots(model.model_copy(update={"name": "b"}))
+
+
+def _click(event_id: str, at: datetime, screen: str = "home") -> AppClick:
+    return AppClick(
+        event_id=event_id, customer_id="c1", occurred_at=at, screen=screen, platform="ios"
+    )
+
+
+def test_event_update_is_what_apply_event_applies() -> None:
+    state = apply_event(CustomerState(customer_id="c1"), _click("e1", AT))
+    later = _click("e2", AT.replace(hour=10), "cards")
+
+    update = event_update(state, later, event_fingerprint(later))
+
+    assert _slots(evolve(state, update)) == _slots(apply_event(state, later))
+    assert update["last_screen"] == "cards"
+    assert update["recent_event_ids"] == [
+        event_fingerprint(_click("e1", AT)),
+        event_fingerprint(later),
+    ]
+    assert state.event_counts == {"app_click": 1}  # the old state is untouched
