@@ -45,5 +45,5 @@ def create_app(settings: Settings) -> faust.App:
     """A configured, not yet started, Faust app (agents are installed by ``agents``)."""
     faust_fixes.apply()
     if settings.broker_flavor == "tansu":
-        tansu_compat.apply()
+        tansu_compat.apply(settings.tansu_fetch_max_wait_ms)
     return faust.App(settings.app_id, **faust_settings(settings))

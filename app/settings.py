@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     replication_factor: int = Field(default=1, ge=1)
     rules_path: Path = Field(default=EXAMPLE_RULES, description="Directory of rule files.")
     state_dir: Path = Field(default=Path("var/state"), description="RocksDB state directory.")
+    tansu_fetch_max_wait_ms: int = Field(
+        default=100,
+        ge=1,
+        le=1500,
+        description="Embedded broker only: Tansu holds every fetch this long even when data "
+        "is there, so it is the latency of each hop (Apache Kafka answers at once).",
+    )
     rocksdb_block_cache_mb: int = Field(
         default=64,
         ge=1,
