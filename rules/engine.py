@@ -660,7 +660,8 @@ class _Decider:
         self.settle(fired)  # everything due now is one moment: one contact at most
 
     def verdict(self, **extra: Any) -> Verdict:
-        wake_up = min((fires_at(t, self.grace) for t in self.state.timers), default=None)
+        timers = self.state.timers
+        wake_up = min((fires_at(t, self.grace) for t in timers), default=None) if timers else None
         return Verdict(
             state=self.state,
             wake_up_at=wake_up,

@@ -129,16 +129,20 @@ def _contains(container: Any, item: Any) -> bool:
     return bool(item in container)
 
 
+_DAY = Decimal(86400)
+_HOUR = Decimal(3600)
+
+
 def _days_since(context: Context, moment: Any) -> Any:
     if moment is None:
         return None
-    return Decimal((context.now - moment).total_seconds()) / Decimal(86400)
+    return Decimal((context.now - moment).total_seconds()) / _DAY
 
 
 def _hours_since(context: Context, moment: Any) -> Any:
     if moment is None:
         return None
-    return Decimal((context.now - moment).total_seconds()) / Decimal(3600)
+    return Decimal((context.now - moment).total_seconds()) / _HOUR
 
 
 _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {

@@ -48,8 +48,12 @@ class Replay:
 
     def event(self, event: Event) -> list[Verdict]:
         """Advance the clock to the event (firing what fell due before it), then decide."""
-        verdicts = self.advance(event.occurred_at)
-        now = self.clock if self.clock and self.clock > event.occurred_at else event.occurred_at
+        occurred_at = event.occurred_at
+        wake_ups = self._wake_ups
+        # When nothing falls due, advance() would only move the clock, as the next lines do.
+        due = wake_ups and wake_ups[0][0] <= occurred_at
+        verdicts = self.advance(occurred_at) if due else []
+        now = self.clock if self.clock and self.clock > occurred_at else occurred_at
         self.clock = now
         verdict = decide(event, self.states.get(event.customer_id), self.ruleset, now, self.options)
         verdicts.append(verdict)

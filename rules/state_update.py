@@ -36,7 +36,7 @@ def evolve(model: _ModelT, update: Mapping[str, Any]) -> _ModelT:
     values.update(update)
     _setattr(copied, "__dict__", values)
     _setattr(copied, "__pydantic_extra__", None)
-    _setattr(copied, "__pydantic_fields_set__", model.__pydantic_fields_set__ | update.keys())
+    _setattr(copied, "__pydantic_fields_set__", model.__pydantic_fields_set__.union(update))
     private = getattr(model, "__pydantic_private__", None)
     if private is not None:
         private = {k: v for k, v in private.items() if v is not PydanticUndefined}
