@@ -18,9 +18,11 @@ import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
+
+from pydantic_core import TzInfo
 
 from rules.consent import channel_consented, choose_channel
 from rules.expressions import read_field
@@ -682,6 +684,47 @@ def _active(rule: CompiledRule, at: datetime) -> bool:
     )
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+#: tzinfo types whose offset never changes: ``horizon - window`` is then the same instant
+#: as the horizon's minus the window (a zone with DST may shift it by the offset change).
+_FIXED_OFFSETS = (timezone, TzInfo)
+
+
+def _expired_features(
+    ruleset: Ruleset, features: Mapping[str, FeatureState], horizon: datetime
+) -> list[tuple[str, FeatureState | None]]:
+    """Features to replace (buckets expired) or drop (``None``: no longer declared).
+
+    The same as calling ``CompiledFeature.expire(state, horizon)`` on every feature, which
+    ran on every feature of every event: only windowed features can expire, and with a
+    fixed-offset horizon (every parsed event time) the oldest live bucket is computed in
+    exact integer microseconds — ``datetime.timestamp()`` is those microseconds divided by
+    a million, so the figure is bit-for-bit the same.
+    """
+    declared = ruleset.features
+    changes: list[tuple[str, FeatureState | None]] = []
+    if not features.keys() <= declared.keys():
+        for name in features:
+            if name not in declared:
+                changes.append((name, None))  # no longer declared: its state is dead weight
+    horizon_us = (
+        (horizon - _EPOCH) // _MICROSECOND if type(horizon.tzinfo) in _FIXED_OFFSETS else None
+    )
+    for name, feature, window_us, bucket in ruleset.windowed:
+        value = features.get(name)
+        if value is None or (not value.buckets and not value.distinct):
+            continue
+        if horizon_us is None:
+            oldest = feature.oldest_bucket(horizon)
+        else:
+            oldest = int((horizon_us - window_us) / 1_000_000) // bucket
+        expired = feature.expire_before(value, oldest)
+        if expired is not value:
+            changes.append((name, expired))
+    return changes
+
+
 def _update_features(
     ruleset: Ruleset, state: CustomerState, event: Event, options: EngineOptions
 ) -> tuple[dict[str, FeatureState], bool]:
@@ -711,16 +754,8 @@ def _update_features(
                 features[name] = updated
     newest = occurred_at if watermark is None or occurred_at > watermark else watermark
     horizon = newest - options.allowed_lateness
-    declared_features = ruleset.features
-    changes: list[tuple[str, FeatureState | None]] = []
-    for name, value in (features if features is not None else current).items():
-        declared = declared_features.get(name)
-        if declared is None:
-            changes.append((name, None))  # no longer declared: its state is dead weight
-        else:
-            expired = declared.expire(value, horizon)
-            if expired is not value:
-                changes.append((name, expired))
+    known = features if features is not None else current
+    changes = _expired_features(ruleset, known, horizon)
     if changes:
         if features is None:
             features = dict(current)

@@ -139,10 +139,18 @@ class CompiledFeature:
         """Drop buckets that ended before ``horizon`` (window + lateness behind the newest)."""
         if self.bucket_seconds is None or self.spec.window is None:
             return state
-        buckets, distinct = state.buckets, state.distinct
-        if not buckets and not distinct:
+        if not state.buckets and not state.distinct:
             return state
-        oldest = int((horizon - self.spec.window).timestamp()) // self.bucket_seconds
+        return self.expire_before(state, self.oldest_bucket(horizon))
+
+    def oldest_bucket(self, horizon: datetime) -> int:
+        """The first bucket still inside the window at ``horizon`` (windowed features only)."""
+        assert self.bucket_seconds is not None and self.spec.window is not None
+        return int((horizon - self.spec.window).timestamp()) // self.bucket_seconds
+
+    def expire_before(self, state: FeatureState, oldest: int) -> FeatureState:
+        """Drop buckets before ``oldest``; ``state`` itself when there are none (the usual case)."""
+        buckets, distinct = state.buckets, state.distinct
         # min() over the int keys, in C: runs on every feature of every event
         if (not buckets or min(buckets) >= oldest) and (not distinct or min(distinct) >= oldest):
             return state

@@ -134,6 +134,7 @@ def _index(rules: list[CompiledRule]) -> RuleIndex:
 
 
 _EMPTY = RuleIndex((), {}, {})
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def _share_conditions(rules: list[CompiledRule]) -> list[CompiledRule]:
@@ -161,6 +162,19 @@ class Ruleset:
     #: Event types that can end an absence wait, so other events skip the timer check.
     exit_event_types: frozenset[str] = frozenset()
     policy: Policy = field(default_factory=Policy)
+    #: The features whose buckets expire, as (name, feature, window in microseconds, bucket
+    #: width in seconds): derived once, because every event checks every one of them.
+    windowed: tuple[tuple[str, CompiledFeature, int, int], ...] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        windowed = tuple(
+            (name, f, f.spec.window // _MICROSECOND, f.bucket_seconds)
+            for name, f in self.features.items()
+            if f.bucket_seconds is not None and f.spec.window is not None
+        )
+        object.__setattr__(self, "windowed", windowed)
 
     @classmethod
     def build(
