@@ -166,21 +166,29 @@ async def _passthrough(bootstrap: str, topics: TopicNames, expected: int) -> flo
 
 
 def _drain_rate(read: Callable[[], float], expected: int, timeout: float) -> float:
-    """Events/s from the first event counted to the last, polling ``read`` every 100 ms."""
+    """Events/s from the first count seen to the last event, polling ``read``.
+
+    Slowly (4 Hz) while far from the end, quickly (20 Hz) near it: every ``/metrics`` scrape
+    costs the worker CPU (9 % of its samples at 10 Hz with 100 rules' series), and only the
+    two ends need precision. The rate counts from the first non-zero reading, whatever it is.
+    """
     first = last = 0.0
+    at_first = 0.0
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         count = read()
         now = time.perf_counter()
         if count > 0 and not first:
-            first = now
+            first, at_first = now, count
         if count >= expected:
             last = now
             break
-        time.sleep(0.1)
+        time.sleep(0.05 if count >= 0.9 * expected else 0.25)
     if not last:
         raise RuntimeError(f"drained {read():.0f} of {expected} events in {timeout:.0f}s")
-    return expected / (last - first)
+    if last <= first:
+        raise RuntimeError("drained before it could be timed: use more events")
+    return (expected - at_first) / (last - first)
 
 
 def _get_json(url: str) -> dict[str, float]:
