@@ -263,10 +263,24 @@ class _Compiler:
         if self.paths and self.paths[-1] == ast.unparse(node.value):
             self.paths[-1] = ast.unparse(node)
         name = node.attr
+        if self._is_root(node.value):  # event.screen: one closure, not two (runs per event)
+            root = node.value.id  # type: ignore[attr-defined]  # _is_root: an ast.Name
+            if parent_type.open_keys:
+                return (lambda c: None if (p := c.roots[root]) is None else p.get(name)), child_type
+            return (lambda c: getattr(c.roots[root], name, None)), child_type
         if parent_type.open_keys:  # a map (event_counts.app_click): key access
             return (lambda c: None if (p := parent(c)) is None else p.get(name)), child_type
         # a record: attribute access, and getattr(None, name, None) is None — null-safe for free
         return (lambda c: getattr(parent(c), name, None)), child_type
+
+    def _is_root(self, node: ast.AST) -> bool:
+        """A name that :meth:`_Name` compiles to ``c.roots[name]``."""
+        return (
+            isinstance(node, ast.Name)
+            and node.id not in _CONSTANT_NAMES
+            and node.id != "now"
+            and node.id in self.scope
+        )
 
     def _Compare(self, node: ast.Compare) -> tuple[Evaluator, FieldType]:
         left, left_type = self.compile(node.left)
@@ -279,6 +293,8 @@ class _Compiler:
 
         if len(steps) == 1:
             ((compare, right),) = steps
+            if _is_constant(node.comparators[0]):
+                return _compare_constant(node.ops[0], left, right(_NO_CONTEXT)), FieldType(BOOL)
             return (lambda c: compare(left(c), right(c))), FieldType(BOOL)
 
         def chained(c: Context) -> bool:
@@ -379,6 +395,46 @@ class _Compiler:
             (only,) = arguments
             return (lambda c: implementation(c, only(c))), FieldType(kind)
         return (lambda c: implementation(c, *(a(c) for a in arguments))), FieldType(kind)
+
+
+def _is_constant(node: ast.AST) -> bool:
+    """A literal, or a list of literals: compiled to a closure returning one fixed value."""
+    if isinstance(node, ast.List | ast.Tuple):
+        return all(isinstance(element, ast.Constant) for element in node.elts)
+    return isinstance(node, ast.Constant)
+
+
+_ORDER: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+}
+
+
+def _compare_constant(op: ast.cmpop, left: Evaluator, value: Any) -> Evaluator:
+    """``left <op> value`` for a literal ``value``, as ``_COMPARE`` does it, in one closure.
+
+    Most conditions compare a field with a literal and every event evaluates several, so
+    the null checks of ``_ordered`` and ``_contains`` are inlined here; for a ``None``
+    literal the general form is kept.
+    """
+    kind = type(op)
+    compare = _COMPARE[kind]
+    if value is None:
+        return lambda c: compare(left(c), value)
+    if kind is ast.Eq:
+        return lambda c: left(c) == value
+    if kind is ast.NotEq:
+        return lambda c: left(c) != value
+    if kind in _ORDER:
+        order = _ORDER[kind]
+        return lambda c: False if (item := left(c)) is None else order(item, value)
+    if kind is ast.In:
+        return lambda c: False if (item := left(c)) is None else bool(item in value)
+    if kind is ast.NotIn:
+        return lambda c: True if (item := left(c)) is None else not bool(item in value)
+    return lambda c: compare(left(c), value)
 
 
 class _NoContext:
