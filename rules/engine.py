@@ -725,6 +725,20 @@ def _expired_features(
     return changes
 
 
+class _FeedContext:
+    """What a feature's conditions and value read: ``EvaluationContext`` without the memo.
+
+    A plain slotted object, because one is built for nearly every event and a frozen
+    dataclass pays ``object.__setattr__`` per field.
+    """
+
+    __slots__ = ("now", "roots")
+
+    def __init__(self, roots: Mapping[str, Any], now: datetime) -> None:
+        self.roots = roots
+        self.now = now
+
+
 def _update_features(
     ruleset: Ruleset, state: CustomerState, event: Event, options: EngineOptions
 ) -> tuple[dict[str, FeatureState], bool]:
@@ -741,8 +755,8 @@ def _update_features(
     features: dict[str, FeatureState] | None = None
     feeds = ruleset.features_by_event.get(event.event_type, ())
     if feeds and not too_late:
-        context = EvaluationContext(
-            roots={"event": event, "profile": state.profile, "state": state}, now=occurred_at
+        context = _FeedContext(
+            {"event": event, "profile": state.profile, "state": state}, occurred_at
         )
         for feature in feeds:
             name = feature.name
@@ -799,7 +813,7 @@ def decide(
     update = event_update(decider.state, event, fingerprint)  # apply_event, and the features
     update["features"] = features
     decider.state = evolve(decider.state, update)
-    return decider.verdict(evaluated=tuple(rule.id for rule in candidates), late=too_late)
+    return decider.verdict(evaluated=tuple([rule.id for rule in candidates]), late=too_late)
 
 
 def fire_due_timers(
