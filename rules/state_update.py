@@ -81,7 +81,8 @@ def event_update(state: CustomerState, event: Event, fingerprint: str) -> dict[s
         "watermark": watermark,
         "event_counts": counts,
         "last_seen": last_seen,
-        "recent_event_ids": [*state.recent_event_ids, fingerprint][-RECENT_EVENT_IDS:],
+        # the last RECENT_EVENT_IDS of ids + [fingerprint], without copying the whole list twice
+        "recent_event_ids": [*state.recent_event_ids[1 - RECENT_EVENT_IDS :], fingerprint],
     }
     if isinstance(event, AppClick):
         update["last_screen"] = event.screen

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from rules.state_update import apply_event, event_fingerprint, event_update, evolve
 from schemas.events import AppClick
-from schemas.state import CustomerState, FeatureState
+from schemas.state import RECENT_EVENT_IDS, CustomerState, FeatureState
 
 AT = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
@@ -109,3 +109,13 @@ def test_event_update_is_what_apply_event_applies() -> None:
         event_fingerprint(later),
     ]
     assert state.event_counts == {"app_click": 1}  # the old state is untouched
+
+
+def test_recent_event_ids_keep_the_newest_bounded_window() -> None:
+    state = CustomerState(customer_id="c1")
+    seen: list[str] = []
+    for number in range(RECENT_EVENT_IDS + 8):
+        click = _click(f"e{number}", AT + timedelta(minutes=number))
+        seen.append(event_fingerprint(click))
+        state = apply_event(state, click)
+        assert state.recent_event_ids == seen[-RECENT_EVENT_IDS:]
