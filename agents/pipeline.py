@@ -9,9 +9,10 @@ past a message still in flight (faust-streaming #606).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
@@ -152,6 +153,31 @@ def _bind_current_event(event: Any) -> None:
     _current_event.set(weakref.ref(event))
 
 
+@contextlib.asynccontextmanager
+async def _stop_the_worker_if_this_fails(app: faust.App, agent: str) -> AsyncIterator[None]:
+    """Crash-only: an agent that raised takes the whole worker down, with a non-zero exit.
+
+    Faust would restart the agent's actor in place, but the messages of the batch it was
+    deciding are neither re-delivered nor acknowledged: the restarted agent sits behind a
+    commit that never moves while the worker still looks healthy. A new process instead
+    resumes from the last committed offset, which the orchestrator (compose's restart
+    policy, Kubernetes) starts at once.
+    """
+    try:
+        yield
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.critical(
+            "Agent %s failed (%r): stopping the worker so that a restart resumes from the last "
+            "committed offset",
+            agent,
+            exc,
+        )
+        await app.crash(exc)
+        raise
+
+
 def _describe(messages: list[Any]) -> str:
     first = messages[0]
     return f"{len(messages)} message(s) from {first.topic}[{first.partition}]@{first.offset}"
@@ -170,7 +196,9 @@ def install(
         allowed_lateness=timedelta(seconds=settings.allowed_lateness_s),
         timer_grace=timedelta(seconds=settings.timer_grace_s),
     )
-    processor = EventProcessor(topics, ruleset, metrics, clock, options)
+    processor = EventProcessor(
+        topics, ruleset, metrics, clock, options, max_message_bytes=settings.max_message_bytes
+    )
     processor.swap_ruleset(ruleset)
     timer_index = TimerIndex(options.timer_grace)
 
@@ -200,6 +228,10 @@ def install(
     )
 
     async def decide_and_contact(stream: StreamT[bytes]) -> None:
+        async with _stop_the_worker_if_this_fails(app, "decide_and_contact"):
+            await _decide_batches(stream)
+
+    async def _decide_batches(stream: StreamT[bytes]) -> None:
         # StreamT does not declare take_events; Faust's Stream, which agents receive, does.
         batches = cast(Stream[bytes], stream).take_events(
             settings.batch_max_messages, within=settings.batch_window_s
@@ -238,12 +270,13 @@ def install(
     rm_requests = app.topic(topics.rm_requests, partitions=settings.partitions, **raw)
 
     async def reserve_rm_capacity(stream: StreamT[bytes]) -> None:
-        async for event in stream.events():
-            message = event.message
-            view = BatchView(rm_counters)
-            processed = processor.process_rm_request(_as_input(message), view)
-            view.stage(processed, event)
-            await _deliver_then_store([processed], view, outputs, _describe([message]))
+        async with _stop_the_worker_if_this_fails(app, "reserve_rm_capacity"):
+            async for event in stream.events():
+                message = event.message
+                view = BatchView(rm_counters)
+                processed = processor.process_rm_request(_as_input(message), view)
+                view.stage(processed, event)
+                await _deliver_then_store([processed], view, outputs, _describe([message]))
 
     app.agent(rm_requests, name="reserve_rm_capacity", concurrency=1)(reserve_rm_capacity)
 

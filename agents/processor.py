@@ -29,7 +29,7 @@ from rules.engine import (
 from rules.ruleset import Ruleset
 from schemas.capacity import RmReply, RmRequest
 from schemas.codec import decode_event, decode_profile, decode_state, encode, encode_state
-from schemas.dead_letter import DeadLetter
+from schemas.dead_letter import MAX_RAW_BYTES, DeadLetter
 from schemas.decisions import Outcome
 from schemas.errors import InvalidEventError
 from schemas.timers import TimerTick
@@ -92,8 +92,10 @@ class EventProcessor:
         metrics: Metrics,
         clock: Clock = utc_now,
         options: EngineOptions | None = None,
+        max_message_bytes: int = 64 * 1024,
     ) -> None:
         self.topics = topics
+        self.max_message_bytes = max_message_bytes
         self.ruleset = ruleset
         self.metrics = metrics
         self.clock = clock
@@ -117,6 +119,8 @@ class EventProcessor:
                 )
 
     def process(self, message: InputMessage, store: StateStore) -> Processed:
+        if len(message.value) > self.max_message_bytes:
+            return self._dead_letter(message, self._too_large(message))
         try:
             if message.topic == self.topics.profile:
                 return self._process_profile(message, store)
@@ -274,6 +278,20 @@ class EventProcessor:
         )
         return processed
 
+    def _too_large(self, message: InputMessage) -> InvalidEventError:
+        """Why a message over the size limit is refused, before it is even parsed.
+
+        A bank event is a few hundred bytes, and a pending timer keeps its triggering event
+        in the state: an unbounded event would make an unbounded state record and changelog
+        message, past the broker's limit.
+        """
+        return InvalidEventError(
+            f"message is {len(message.value):,} bytes, over the {self.max_message_bytes:,}-byte "
+            "limit for input messages (KAIROS_MAX_MESSAGE_BYTES); check the producer",
+            message.value,
+            error_type="too_large",
+        )
+
     def _dead_letter(self, message: InputMessage, error: InvalidEventError) -> Processed:
         self.metrics.events_invalid.labels(error.error_type).inc()
         raw_base64, preview = DeadLetter.encode_raw(message.value)
@@ -285,6 +303,8 @@ class EventProcessor:
             error_type=error.error_type,
             reason=error.reason,
             raw_base64=raw_base64,
+            raw_size=len(message.value),
+            raw_truncated=len(message.value) > MAX_RAW_BYTES,
             raw_preview=preview,
             received_at=self.clock(),
         )

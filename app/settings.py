@@ -87,6 +87,11 @@ class Settings(BaseSettings):
         gt=0,
         description="How long a batch waits to fill when traffic is light (adds latency).",
     )
+    max_message_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Input messages larger than this are dead-lettered unparsed (too_large).",
+    )
     allowed_lateness_s: float = Field(
         default=600.0,
         ge=0,

@@ -93,3 +93,23 @@ def test_every_state_change_reports_the_timers_left_for_the_scheduler() -> None:
     assert processed.timers is not None
     assert processed.timers.customer_id == "C1"
     assert processed.timers.next_due is None and processed.timers.kinds == ()
+
+
+def test_an_oversized_message_is_dead_lettered_unparsed_and_the_letter_stays_small() -> None:
+    processor, metrics = _processor()
+    huge = json.dumps({**drop_off("C1"), "padding": "p" * 1024 * 1024}).encode()
+    processed = processor.process(_message(TOPICS.drop_off, huge), {})
+    (output,) = processed.outputs
+    letter = json.loads(output.value)
+    assert output.topic == TOPICS.dead_letter and processed.state is None
+    assert letter["error_type"] == "too_large" and "KAIROS_MAX_MESSAGE_BYTES" in letter["reason"]
+    assert letter["raw_size"] == len(huge) and letter["raw_truncated"] is True
+    assert len(output.value) < 512 * 1024, "under the broker's 1 MB message limit"
+    assert (
+        base64.b64decode(letter["raw_base64"])
+        == huge[: len(base64.b64decode(letter["raw_base64"]))]
+    )
+    assert (
+        metrics.registry.get_sample_value("kairos_events_invalid_total", {"reason": "too_large"})
+        == 1
+    )
