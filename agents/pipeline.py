@@ -195,6 +195,7 @@ def install(
     options = EngineOptions(
         allowed_lateness=timedelta(seconds=settings.allowed_lateness_s),
         timer_grace=timedelta(seconds=settings.timer_grace_s),
+        max_future_skew=timedelta(seconds=settings.max_future_skew_s),
     )
     processor = EventProcessor(
         topics, ruleset, metrics, clock, options, max_message_bytes=settings.max_message_bytes

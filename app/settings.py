@@ -97,6 +97,11 @@ class Settings(BaseSettings):
         ge=0,
         description="Events this far behind a customer's newest still update windowed features.",
     )
+    max_future_skew_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="Event times further ahead of the clock do not move a customer's watermark.",
+    )
     timer_grace_s: float = Field(
         default=30.0,
         ge=0,

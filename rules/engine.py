@@ -58,6 +58,10 @@ class EngineOptions:
     allowed_lateness: timedelta = timedelta(minutes=10)
     #: An absence timer fires this long after it is due, so a late exit event still counts.
     timer_grace: timedelta = timedelta(seconds=30)
+    #: Event times further ahead of the clock than this do not move a customer's watermark:
+    #: one event stamped hours ahead (a device clock, a producer bug) would otherwise make
+    #: every correctly stamped event after it "too late" for windowed features.
+    max_future_skew: timedelta = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -751,7 +755,11 @@ class _FeedContext:
 
 
 def _update_features(
-    ruleset: Ruleset, state: CustomerState, event: Event, options: EngineOptions
+    ruleset: Ruleset,
+    state: CustomerState,
+    event: Event,
+    options: EngineOptions,
+    watermark_cap: datetime,
 ) -> tuple[dict[str, FeatureState], bool]:
     """New feature states after ``event``; ``True`` if the event was too late to count.
 
@@ -777,7 +785,8 @@ def _update_features(
                 if features is None:
                     features = dict(current)
                 features[name] = updated
-    newest = occurred_at if watermark is None or occurred_at > watermark else watermark
+    stamped = occurred_at if occurred_at <= watermark_cap else watermark_cap
+    newest = stamped if watermark is None or stamped > watermark else watermark
     horizon = newest - options.allowed_lateness
     known = features if features is not None else current
     changes = _expired_features(ruleset, known, horizon)
@@ -809,7 +818,8 @@ def decide(
     decider.cancel_timers(event)
     decider.fire_due()
 
-    features, too_late = _update_features(ruleset, decider.state, event, options)
+    watermark_cap = now + options.max_future_skew
+    features, too_late = _update_features(ruleset, decider.state, event, options, watermark_cap)
     context = decider.context(event, features)
     candidates = ruleset.for_event(event)
     fired: list[_Fired] = []
@@ -821,7 +831,8 @@ def decide(
         else:
             fired.append(_Fired(rule, context, event, _evidence(rule, context)))
     decider.settle_or_wait(fired)
-    update = event_update(decider.state, event, fingerprint)  # apply_event, and the features
+    # apply_event, and the features
+    update = event_update(decider.state, event, fingerprint, watermark_cap)
     update["features"] = features
     decider.state = evolve(decider.state, update)
     return decider.verdict(evaluated=tuple([rule.id for rule in candidates]), late=too_late)

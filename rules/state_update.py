@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -60,11 +61,17 @@ def apply_event(state: CustomerState, event: Event) -> CustomerState:
     return evolve(state, event_update(state, event, event_fingerprint(event)))
 
 
-def event_update(state: CustomerState, event: Event, fingerprint: str) -> dict[str, object]:
+def event_update(
+    state: CustomerState,
+    event: Event,
+    fingerprint: str,
+    watermark_cap: datetime | None = None,
+) -> dict[str, object]:
     """The fields :func:`apply_event` changes, for a caller that folds in more at once.
 
     ``fingerprint`` is the event's :func:`event_fingerprint`: ``decide`` has it already
-    from the duplicate check, and hashing is a measurable part of an event's cost.
+    from the duplicate check, and hashing is a measurable part of an event's cost. The
+    watermark moves no further than ``watermark_cap`` (the clock plus a tolerated skew).
     """
     kind = event.event_type
     occurred_at = event.occurred_at
@@ -74,9 +81,12 @@ def event_update(state: CustomerState, event: Event, fingerprint: str) -> dict[s
     previous = last_seen.get(kind)
     if previous is None or occurred_at > previous:
         last_seen[kind] = occurred_at
+    stamped = (
+        occurred_at if watermark_cap is None or occurred_at <= watermark_cap else watermark_cap
+    )
     watermark = state.watermark
-    if watermark is None or occurred_at > watermark:
-        watermark = occurred_at
+    if watermark is None or stamped > watermark:
+        watermark = stamped
     update: dict[str, object] = {
         "watermark": watermark,
         "event_counts": counts,

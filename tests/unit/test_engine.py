@@ -183,3 +183,41 @@ def test_an_older_profile_does_not_replace_a_newer_one() -> None:
         json.dumps(profile("C1", updated_at=(NOW - timedelta(days=9)).isoformat())).encode()
     )
     assert apply_profile_update(state, stale).profile.marketing_opt_out is True  # type: ignore[union-attr]
+
+
+WINDOWED_FEATURE = """
+features:
+  - name: clicks_1h
+    event: app_click
+    aggregate: count
+    window: 1h
+rules:
+  - id: busy-clicker
+    version: 1
+    event: app_click
+    when: features.clicks_1h >= 3
+    channels: [push]
+    template: t
+    priority: 1
+"""
+
+
+def test_one_event_stamped_hours_ahead_does_not_make_the_next_ones_late() -> None:
+    rules = ruleset_from(WINDOWED_FEATURE)
+    state = _state()
+    ahead = decide(
+        _event(click, occurred_at=(NOW + timedelta(hours=6)).isoformat()), state, rules, NOW
+    )
+    assert ahead.state.watermark == NOW + timedelta(minutes=5), "capped at the clock + skew"
+    state = ahead.state
+    for second in (1, 2):
+        verdict = decide(
+            _event(click, occurred_at=(NOW + timedelta(seconds=second)).isoformat()),
+            state,
+            rules,
+            NOW + timedelta(seconds=second),
+        )
+        assert not verdict.late, "a correctly stamped event after the jump still counts"
+        state = verdict.state
+    counted = sum(bucket[0] for bucket in state.features["clicks_1h"].buckets.values())
+    assert counted == 3, "the two later clicks were counted (before the cap: only the first)"
