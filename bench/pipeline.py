@@ -290,7 +290,12 @@ def kairos(
 
 
 def latency(
-    broker: EmbeddedBroker, work: Path, rules: Path, seconds: float, backlog: int = 4000
+    broker: EmbeddedBroker,
+    work: Path,
+    rules: Path,
+    seconds: float,
+    backlog: int = 4000,
+    fetch_wait_ms: int = FETCH_MAX_WAIT_MS,
 ) -> tuple[float, float, list[float]]:
     """The contact workload: every event is a click that earns a push.
 
@@ -300,7 +305,7 @@ def latency(
     """
     from tests.factories import click, profile
 
-    prefix = "lat"
+    prefix = f"lat{fetch_wait_ms}"
     topics = TopicNames(prefix)
     ensure_topics(broker.bootstrap, topics, PARTITIONS)
     customers = [f"C-L{i:04d}" for i in range(2000)]
@@ -327,7 +332,7 @@ def latency(
         consumer = KafkaConsumer(
             topics.actions(Channel.PUSH),
             bootstrap_servers=broker.bootstrap,
-            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+            fetch_max_wait_ms=fetch_wait_ms,
             consumer_timeout_ms=200,
             auto_offset_reset="latest",
         )
@@ -339,7 +344,9 @@ def latency(
                         delays.append(now - produced_at[event_id])
         consumer.close()
 
-    worker = WorkerProcess(_env(broker, prefix, work / prefix, rules), free_port())
+    env = _env(broker, prefix, work / prefix, rules)
+    env["KAIROS_TANSU_FETCH_MAX_WAIT_MS"] = str(fetch_wait_ms)  # each hop waits up to this
+    worker = WorkerProcess(env, free_port())
     with worker:
         worker.wait_ready()
         maximum = _drain_rate(
@@ -391,6 +398,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--skip-rules", type=int, nargs="*", default=[], help="e.g. 1000")
     parser.add_argument("--latency-seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--fetch-wait-ms",
+        type=int,
+        nargs="+",
+        default=[FETCH_MAX_WAIT_MS],
+        help="Tansu holds each fetch this long: the latency run once per value (worker and "
+        "action consumer alike), e.g. 100 20",
+    )
     parser.add_argument(
         "--profile",
         type=float,
@@ -454,20 +469,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         for label, rate in results.items():
             print(f"| {label} | {rate:,.0f} | {rate / raw:.2f} | {rate / trivial:.2f} |")
 
-        maximum, rate, delays = latency(broker, work, immediate, args.latency_seconds)
-        print(
-            f"\nContact workload (every event a click that earns a push, immediate rules): "
-            f"drains at {maximum:,.0f} events/s ({maximum / raw:.3f} of raw, "
-            f"{maximum / trivial:.2f} of trivial Faust)"
-        )
-        if delays:
-            print(
-                f"Latency at {rate:,.0f} events/s (half that), {len(delays):,} actions: "
-                f"p50 {_percentile(delays, 0.5) * 1000:.0f} ms, "
-                f"p99 {_percentile(delays, 0.99) * 1000:.0f} ms, max {delays[-1] * 1000:.0f} ms"
+        for wait in args.fetch_wait_ms:
+            maximum, rate, delays = latency(
+                broker, work, immediate, args.latency_seconds, fetch_wait_ms=wait
             )
-        else:
-            print("Latency: no action observed")
+            print(
+                f"\nContact workload (every event a click that earns a push, immediate rules), "
+                f"fetch wait {wait} ms: drains at {maximum:,.0f} events/s "
+                f"({maximum / raw:.3f} of raw, {maximum / trivial:.2f} of trivial Faust)"
+            )
+            if delays:
+                print(
+                    f"Latency at {rate:,.0f} events/s (half that), {len(delays):,} actions: "
+                    f"p50 {_percentile(delays, 0.5) * 1000:.0f} ms, "
+                    f"p99 {_percentile(delays, 0.99) * 1000:.0f} ms, "
+                    f"max {delays[-1] * 1000:.0f} ms"
+                )
+            else:
+                print("Latency: no action observed")
     return 0
 
 
