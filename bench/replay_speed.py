@@ -32,7 +32,7 @@ import pstats
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,8 +108,10 @@ def _fresh_replay(ruleset: Ruleset, work: Workload) -> Replay:
     return replay
 
 
-def run_engine(ruleset: Ruleset, work: Workload) -> tuple[Timing, int]:
-    """Time Replay over pre-parsed events; count the actions (a backtest aggregates them).
+def _timed_replay(
+    ruleset: Ruleset, work: Workload, event_of: Callable[[Event], Event]
+) -> tuple[Timing, int]:
+    """Time Replay over the workload, each event passed through ``event_of`` first.
 
     Verdicts are not kept: each holds a whole state, and keeping ~100k of them makes the
     garbage collector's full passes, not the engine, dominate the figure.
@@ -122,27 +124,21 @@ def run_engine(ruleset: Ruleset, work: Workload) -> tuple[Timing, int]:
         if isinstance(record, CustomerProfile):
             verdicts = replay.profile(record)
         else:
-            verdicts = replay.event(record)
+            verdicts = replay.event(event_of(record))
         for verdict in verdicts:
             actions += len(verdict.actions)
     return Timing(time.perf_counter() - started, time.process_time() - cpu), actions
+
+
+def run_engine(ruleset: Ruleset, work: Workload) -> tuple[Timing, int]:
+    """Time Replay over pre-parsed events; count the actions (a backtest aggregates them)."""
+    return _timed_replay(ruleset, work, lambda event: event)
 
 
 def run_both(ruleset: Ruleset, work: Workload) -> tuple[Timing, int]:
     """Time decoding each event's bytes and then replaying it, as a backtest over JSONL does."""
-    replay = _fresh_replay(ruleset, work)
     raw = iter(work.raw)
-    actions = 0
-    gc.collect()
-    started, cpu = time.perf_counter(), time.process_time()
-    for record in work.records:
-        if isinstance(record, CustomerProfile):
-            verdicts = replay.profile(record)
-        else:
-            verdicts = replay.event(decode_event(next(raw)))
-        for verdict in verdicts:
-            actions += len(verdict.actions)
-    return Timing(time.perf_counter() - started, time.process_time() - cpu), actions
+    return _timed_replay(ruleset, work, lambda _: decode_event(next(raw)))
 
 
 def _hash_verdict(sha: Any, verdict: Verdict) -> None:

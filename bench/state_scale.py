@@ -449,6 +449,13 @@ def disk_usage(paths: Sequence[Path]) -> tuple[int, dict[str, int]]:
     return total, kinds
 
 
+def disk_report(paths: Sequence[Path], customers: int) -> tuple[int, str]:
+    """Bytes on disk, and "N MiB (B per customer; sst .., wal ..)" for the output."""
+    total, kinds = disk_usage(paths)
+    parts = ", ".join(f"{k} {v / MiB:,.0f} MiB" for k, v in sorted(kinds.items()))
+    return total, f"{total / MiB:,.0f} MiB ({total / customers:,.0f} B per customer; {parts})"
+
+
 def read_back(paths: Sequence[Path]) -> list[Fingerprint]:
     """Every customer key and value in each partition's database, opened read-only."""
     found = []
@@ -607,22 +614,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"VmHWM {hwm_after / MiB:,.0f} MiB; broker VmRSS "
                 f"{rss(broker.pid)[0] / GiB:.2f} GiB"
             )
-            on_disk, kinds = disk_usage(table.paths)
-            print(
-                f"on disk, worker running: {on_disk / MiB:,.0f} MiB "
-                f"({on_disk / args.customers:,.0f} B per customer; "
-                + ", ".join(f"{k} {v / MiB:,.0f} MiB" for k, v in sorted(kinds.items()))
-                + ")"
-            )
+            _, described = disk_report(table.paths, args.customers)
+            print(f"on disk, worker running: {described}")
         finally:
             worker.stop(timeout=60)
 
-        stopped, kinds = disk_usage(table.paths)
+        stopped, described = disk_report(table.paths, args.customers)
         print(
-            f"on disk, worker stopped: {stopped / MiB:,.0f} MiB "
-            f"({stopped / args.customers:,.0f} B per customer; "
-            + ", ".join(f"{k} {v / MiB:,.0f} MiB" for k, v in sorted(kinds.items()))
-            + f"); RocksDB compression: {compression(table.paths)}"
+            f"on disk, worker stopped: {described}; RocksDB compression: {compression(table.paths)}"
         )
         began = time.monotonic()
         found = read_back(table.paths)
@@ -650,12 +649,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         began = time.monotonic()
         compact(table.paths)
-        compacted, kinds = disk_usage(table.paths)
+        compacted, described = disk_report(table.paths, args.customers)
         print(
             f"\non disk after a full compaction ({time.monotonic() - began:.0f} s): "
-            f"{compacted / MiB:,.0f} MiB ({compacted / args.customers:,.0f} B per customer; "
-            + ", ".join(f"{k} {v / MiB:,.0f} MiB" for k, v in sorted(kinds.items()))
-            + f"); raw keys + values {(key_bytes + value_bytes) / MiB:,.0f} MiB"
+            f"{described}; raw keys + values {(key_bytes + value_bytes) / MiB:,.0f} MiB"
         )
 
         print(
