@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 from rules.backtest import BacktestReport, RuleSummary
 from rules.backtest_diff import BacktestDiff
+from rules.report import counts_text
 from schemas.actions import Channel
 from schemas.decisions import Reason
 
@@ -32,11 +33,6 @@ def _sends(rule: RuleSummary, channel: str) -> int:
     return next((c.sends for c in rule.channels if c.channel == channel), 0)
 
 
-def _peak(rule: RuleSummary) -> int | None:
-    per_hour = [sum(c.per_hour[h] for c in rule.channels) for h in range(24)]
-    return max(range(24), key=lambda h: per_hour[h]) if any(per_hour) else None
-
-
 def render_table(report: BacktestReport, events_per_second: float | None = None) -> str:
     inputs = report.inputs
     span = (
@@ -50,7 +46,7 @@ def render_table(report: BacktestReport, events_per_second: float | None = None)
         f"{inputs.profiles:,} profiles, {inputs.customers:,} customers ({span}{speed})",
         f"re-deliveries recognised {inputs.duplicates:,}, too late for windows {inputs.late:,}"
         + (
-            f"; rejected as the worker would dead-letter them: {_pairs(inputs.rejected)}"
+            f"; rejected as the worker would dead-letter them: {counts_text(inputs.rejected)}"
             if inputs.rejected
             else ""
         ),
@@ -68,10 +64,10 @@ def render_table(report: BacktestReport, events_per_second: float | None = None)
             f"{rule.held_out:>6,} {rule.deferred:>6,} {rule.suppressed:>7,} "
             f"{rule.customers_reached:>8,} "
             + " ".join(f"{_sends(rule, c):>6,}" for c in CHANNELS)
-            + f" {_hour(_peak(rule)):>6}"
+            + f" {_hour(rule.peak_hour):>6}"
         )
         if rule.suppressed_by_reason:
-            lines.append(f"    suppressed: {_pairs(rule.suppressed_by_reason)}")
+            lines.append(f"    suppressed: {counts_text(rule.suppressed_by_reason)}")
     total_sends = sum(report.contacts_by_channel.values())
     lines += [
         "-" * len(header),
@@ -90,7 +86,9 @@ def render_table(report: BacktestReport, events_per_second: float | None = None)
             + f" {sum(counts.values()):>6,}"
         )
     if report.pending_at_end:
-        lines.append(f"\nstill waiting when the events ran out: {_pairs(report.pending_at_end)}")
+        lines.append(
+            f"\nstill waiting when the events ran out: {counts_text(report.pending_at_end)}"
+        )
     return "\n".join(lines)
 
 
@@ -125,10 +123,6 @@ def render_diff(diff: BacktestDiff) -> str:
         f"lost {diff.customers_lost:,})",
     ]
     return "\n".join(lines)
-
-
-def _pairs(counts: dict[str, int]) -> str:
-    return ", ".join(f"{k} {v:,}" for k, v in counts.items())
 
 
 def _csv(rows: Iterable[Iterable[object]]) -> str:
@@ -169,7 +163,7 @@ def rules_csv(report: BacktestReport) -> str:
                 rule.deferred,
                 rule.suppressed,
                 rule.customers_reached,
-                "" if _peak(rule) is None else _peak(rule),
+                "" if rule.peak_hour is None else rule.peak_hour,
                 *(_sends(rule, c) for c in CHANNELS),
                 *(reached.get(c, 0) for c in CHANNELS),
                 *(rule.suppressed_by_reason.get(r, 0) for r in _SUPPRESSION_REASONS),

@@ -60,6 +60,7 @@ class RuleSummary(BaseModel):
     suppressed: int
     suppressed_by_reason: dict[str, int]
     customers_reached: int
+    peak_hour: int | None = Field(description="Local hour with the most contacts, any channel.")
     channels: list[ChannelSummary]
     treated_conversions: int
     holdout_conversions: int
@@ -222,7 +223,7 @@ class Backtest:
                 customers_reached=len(self._reached[(rule_id, channel)]),
                 per_day=dict(sorted(self._per_day[(rule_id, channel)].items())),
                 per_hour=self._per_hour[(rule_id, channel)],
-                peak_hour=_peak(self._per_hour[(rule_id, channel)]),
+                peak_hour=peak_hour(self._per_hour[(rule_id, channel)]),
             )
             for channel in sorted(c for r, c in self._sends if r == rule_id)
         ]
@@ -236,6 +237,7 @@ class Backtest:
             suppressed=sum(outcome.suppressed_by_reason.values()),
             suppressed_by_reason=outcome.suppressed_by_reason,
             customers_reached=len(self.reached(rule_id)),
+            peak_hour=peak_hour([sum(c.per_hour[h] for c in channels) for h in range(24)]),
             channels=channels,
             treated_conversions=outcome.treated_conversions,
             holdout_conversions=outcome.holdout_conversions,
@@ -244,7 +246,8 @@ class Backtest:
         )
 
 
-def _peak(per_hour: list[int]) -> int | None:
+def peak_hour(per_hour: list[int]) -> int | None:
+    """The hour with the most contacts (the earliest of equals); None without contacts."""
     if not any(per_hour):
         return None
     return max(range(24), key=lambda hour: per_hour[hour])

@@ -133,14 +133,15 @@ def render_table(reports: list[RuleReport]) -> str:
             f"{_percent(r.treated_rate):>13} {_percent(r.holdout_rate):>13} {ci:>24}"
         )
         if r.sent_by_channel:
-            lines.append(f"{'':<4}sent by channel: {_pairs(r.sent_by_channel)}")
+            lines.append(f"{'':<4}sent by channel: {counts_text(r.sent_by_channel)}")
         if r.suppressed_by_reason:
-            lines.append(f"{'':<4}suppressed: {_pairs(r.suppressed_by_reason)}")
+            lines.append(f"{'':<4}suppressed: {counts_text(r.suppressed_by_reason)}")
     return "\n".join(lines)
 
 
-def _pairs(counts: dict[str, int]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in counts.items())
+def counts_text(counts: dict[str, int]) -> str:
+    """``{"cooldown": 1200, "no_consent": 3}`` as ``cooldown 1,200, no_consent 3``."""
+    return ", ".join(f"{k} {v:,}" for k, v in counts.items())
 
 
 def to_json(reports: list[RuleReport]) -> str:
