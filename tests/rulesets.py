@@ -55,5 +55,17 @@ rules:
 """
 
 
+#: A rule that fails validation (a misspelt field, line 5): deploys must refuse it.
+BROKEN_RULE = """\
+rules:
+  - id: broken
+    version: 1
+    event: app_click
+    when: event.scren == "home"
+    channels: [push]
+    template: broken
+"""
+
+
 def ruleset_from(text: str, name: str = "inline.yaml") -> Ruleset:
     return compile_sources({name: textwrap.dedent(text)})

@@ -17,6 +17,7 @@ from rules.loader import load_ruleset
 from schemas.actions import Channel
 from schemas.deployment import RulesetBundle
 from tests.factories import click, daytime_zone, profile
+from tests.rulesets import BROKEN_RULE
 
 pytestmark = pytest.mark.integration
 
@@ -28,16 +29,6 @@ rules:
     when: event.screen == "travel_insurance"
     channels: [push]
     template: travel_insurance_offer
-"""
-
-BROKEN_RULE = """\
-rules:
-  - id: broken
-    version: 1
-    event: app_click
-    when: event.scren == "home"
-    channels: [push]
-    template: broken
 """
 
 
