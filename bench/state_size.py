@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"max {sizes[-1]:,}; target < {TARGET_BYTES:,}: "
         f"{sum(s < TARGET_BYTES for s in sizes) / len(sizes):.1%} of customers meet it"
     )
-    print(f"the same states as plain JSON (before deflate): mean {plain:,.0f} bytes")
+    print(f"the same states as plain JSON (before compression): mean {plain:,.0f} bytes")
     print("share of the JSON bytes by part of the state:")
     for name, size in parts.most_common():
         print(f"  {name:20s} {size / total:6.1%}")

