@@ -374,6 +374,7 @@ class Row:
             not self.failures
             and self.events_lost == 0
             and self.actions_out == self.actions_expected
+            and self.duplicate_action_ids == 0
             and self.human_restart == "no"
         )
 
@@ -396,6 +397,16 @@ def stored_events(bootstrap: str, topics: TopicNames) -> Counter[str]:
     finally:
         consumer.close()
     return ids
+
+
+def _identical_copies(actions: Sequence[Mapping[str, Any]]) -> int:
+    """Extra records of an action_id equal to its first in every field (a re-sent batch)."""
+    first: dict[str, Mapping[str, Any]] = {}
+    identical = 0
+    for action in actions:
+        seen = first.setdefault(str(action["action_id"]), action)
+        identical += seen is not action and seen == action
+    return identical
 
 
 def tally(row: Row, ledger: Ledger, observer: Observer, stored: Counter[str]) -> Row:
@@ -421,6 +432,14 @@ def tally(row: Row, ledger: Ledger, observer: Observer, stored: Counter[str]) ->
     wrong_reason = [p for p, kind in ledger.poison.items() if p in dead and dead[p][0] != kind]
     row.events_lost = len(lost) + len(undead)
     row.duplicate_action_ids = sum(n - 1 for n in actions.values())
+    if row.duplicate_action_ids:
+        identical = _identical_copies(observer.actions())
+        row.notes.append(
+            f"{row.duplicate_action_ids} duplicate action record(s): {identical} byte-for-byte "
+            "copies (a produce retried across the outage and stored twice by the broker: "
+            "Tansu has no idempotent producer), "
+            f"{row.duplicate_action_ids - identical} re-decided (same id, later created_at)"
+        )
     unexpected = set(actions) - {a for a in ledger.expected.values() if a is not None}
     if unexpected:
         row.failures.append(f"{len(unexpected)} action(s) no event called for")
