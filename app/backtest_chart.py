@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from datetime import datetime
 
 from rules.backtest import BacktestReport
 from schemas.actions import Channel
@@ -23,9 +24,13 @@ _WIDTH, _HEIGHT, _LEFT, _BOTTOM, _TOP = 860, 260, 56, 40, 16
 
 
 def _stacked_bars(
-    title: str, labels: Sequence[str], series: dict[str, list[int]], label_every: int
+    title: str,
+    labels: Sequence[str],
+    series: dict[str, list[int]],
+    label_every: int,
+    ticks: Sequence[str] | None = None,
 ) -> str:
-    """An SVG of one stacked bar per label, one colour per channel."""
+    """An SVG of one stacked bar per label, one colour per channel; ``ticks`` label the axis."""
     totals = [sum(values[i] for values in series.values()) for i in range(len(labels))]
     peak = max(totals, default=0) or 1
     plot_w, plot_h = _WIDTH - _LEFT - 10, _HEIGHT - _BOTTOM - _TOP
@@ -61,7 +66,7 @@ def _stacked_bars(
         if i % label_every == 0:
             parts.append(
                 f'<text x="{x + bar / 2:.1f}" y="{_TOP + plot_h + 16}" text-anchor="middle" '
-                f'font-size="11">{html.escape(label)}</text>'
+                f'font-size="11">{html.escape((ticks or labels)[i])}</text>'
             )
     parts.append("</svg>")
     return "".join(parts)
@@ -94,10 +99,16 @@ def _section(name: str, report: BacktestReport) -> str:
         f"{held:,} held back by the contact policy or consent; "
         f"{sum(r.held_out for r in report.rules):,} held out for measurement.</p>"
         f"<h3>Contacts per day (customer's local date)</h3>"
-        + _stacked_bars("contacts per day", days, per_day, max(1, len(days) // 15))
+        + _stacked_bars(
+            "contacts per day", days, per_day, max(1, len(days) // 15), [d[5:] for d in days]
+        )
         + "<h3>Contacts by hour of the customer's day</h3>"
         + _stacked_bars("contacts by local hour", hours, per_hour, 1)
     )
+
+
+def _moment(at: datetime | None) -> str:
+    return "-" if at is None else f"{at:%Y-%m-%d %H:%M} UTC"
 
 
 def render_html(reports: Sequence[tuple[str, BacktestReport]]) -> str:
@@ -111,6 +122,6 @@ def render_html(reports: Sequence[tuple[str, BacktestReport]]) -> str:
         "<style>body{font-family:system-ui,sans-serif;margin:24px;color:#1a202c}"
         "h2{margin-top:32px}</style></head><body>"
         f"<h1>Kairos backtest</h1><p>{inputs.events:,} events, {inputs.customers:,} "
-        f"customers, {inputs.first_event_at or '-'} to {inputs.last_event_at or '-'}.</p>"
+        f"customers, {_moment(inputs.first_event_at)} to {_moment(inputs.last_event_at)}.</p>"
         f"<p>{_legend()}</p>{body}</body></html>"
     )

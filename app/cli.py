@@ -304,7 +304,9 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
             print("\n" + render_diff(diff))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        charts = [("base", report)] if diff is None else [("base", report), ("other", diff.other)]
+        charts = [("rules", report)]
+        if diff is not None:
+            charts = [("base rules", report), ("compared rules", diff.other)]
         files = {
             "report.json": document.model_dump_json(indent=2),
             "rules.csv": rules_csv(report),
