@@ -130,6 +130,22 @@ def _timed_replay(
     return Timing(time.perf_counter() - started, time.process_time() - cpu), actions
 
 
+def _repeated(
+    run: Callable[[Ruleset, Workload], tuple[Timing, int]],
+    ruleset: Ruleset,
+    work: Workload,
+    repeat: int,
+    counts: set[int],
+) -> list[Timing]:
+    """``repeat`` timings of ``run``; the action count of each goes into ``counts``."""
+    timings = []
+    for _ in range(repeat):
+        seconds, actions = run(ruleset, work)
+        timings.append(seconds)
+        counts.add(actions)
+    return timings
+
+
 def run_engine(ruleset: Ruleset, work: Workload) -> tuple[Timing, int]:
     """Time Replay over pre-parsed events; count the actions (a backtest aggregates them)."""
     return _timed_replay(ruleset, work, lambda event: event)
@@ -236,18 +252,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"(a) decode_event        {_rate(work.events, parse)}")
     counts: set[int] = {expected_actions}
     if args.only in (None, "b"):
-        engine = []
-        for _ in range(args.repeat):
-            seconds, actions = run_engine(ruleset, work)
-            engine.append(seconds)
-            counts.add(actions)
+        engine = _repeated(run_engine, ruleset, work, args.repeat, counts)
         print(f"(b) Replay.event        {_rate(work.events, engine)}")
     if args.only in (None, "c"):
-        both = []
-        for _ in range(args.repeat):
-            seconds, actions = run_both(ruleset, work)
-            both.append(seconds)
-            counts.add(actions)
+        both = _repeated(run_both, ruleset, work, args.repeat, counts)
         print(f"(c) decode + replay     {_rate(work.events, both)}  (target {TARGET:,})")
     if args.only is None and digest(ruleset, work, decode=False)[0] != expected:
         print("DIGESTS DIFFER between decoded and pre-parsed events")
