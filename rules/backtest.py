@@ -112,12 +112,12 @@ class Backtest:
         self.decisions: list[Decision] = []
         self.conversions: list[Conversion] = []
         self.actions: list[Action] = []
-        self._sends: Counter[tuple[str, str]] = Counter()
         self._reached: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
         self._per_day: defaultdict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+        #: Contacts by (rule, channel) and local hour: also the send counts, summed.
         self._per_hour: defaultdict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * 24)
         self._zones: dict[str, ZoneInfo] = {}
-        self._inputs: dict[str, int] = Counter()
+        self._inputs: Counter[str] = Counter()
         self._rejected: Counter[str] = Counter()
         self._first: datetime | None = None
         self._last: datetime | None = None
@@ -149,7 +149,6 @@ class Backtest:
         self.conversions.extend(verdict.conversions)
         for action in verdict.actions:
             key = (action.rule_id, action.channel.value)
-            self._sends[key] += 1
             self._reached[key].add(action.customer_id)
             local = action.created_at.astimezone(self._zone(action.customer_id))
             self._per_day[key][local.date().isoformat()] += 1
@@ -179,7 +178,7 @@ class Backtest:
     def report(self) -> BacktestReport:
         by_rule = {r.rule_id: r for r in build_report(self.decisions, self.conversions)}
         versions = {rule.id: rule.spec.version for rule in self.ruleset.rules}
-        rule_ids = sorted({*by_rule, *(rule_id for rule_id, _ in self._sends)})
+        rule_ids = sorted({*by_rule, *(rule_id for rule_id, _ in self._per_hour)})
         summaries = [
             self._rule_summary(rule_id, by_rule.get(rule_id), versions) for rule_id in rule_ids
         ]
@@ -188,8 +187,8 @@ class Backtest:
             for day, count in days.items():
                 per_day[day][channel] += count
         by_channel: Counter[str] = Counter()
-        for (_, channel), count in self._sends.items():
-            by_channel[channel] += count
+        for (_, channel), hours in self._per_hour.items():
+            by_channel[channel] += sum(hours)
         pending: Counter[str] = Counter(
             timer.kind for state in self.replay.states.values() for timer in state.timers
         )
@@ -219,13 +218,13 @@ class Backtest:
         channels = [
             ChannelSummary(
                 channel=channel,
-                sends=self._sends[(rule_id, channel)],
+                sends=sum(self._per_hour[(rule_id, channel)]),
                 customers_reached=len(self._reached[(rule_id, channel)]),
                 per_day=dict(sorted(self._per_day[(rule_id, channel)].items())),
                 per_hour=self._per_hour[(rule_id, channel)],
                 peak_hour=peak_hour(self._per_hour[(rule_id, channel)]),
             )
-            for channel in sorted(c for r, c in self._sends if r == rule_id)
+            for channel in sorted(c for r, c in list(self._per_hour) if r == rule_id)
         ]
         return RuleSummary(
             rule_id=rule_id,
