@@ -143,6 +143,8 @@ def run_demo(options: DemoOptions) -> int:
         with WorkerProcess(env, options.web_port, workdir / "worker.log") as worker:
             print(f"Worker pid {worker.pid} starting; metrics at {worker.base_url}/metrics")
             took = worker.wait_ready()
+            supervisor = _Supervisor(worker, stop.event)
+            supervisor.start()
             print(
                 f"Worker ready in {took:.1f}s. Replaying {options.customers} synthetic customers "
                 f"at {options.speed:g}x (one simulated hour every {3600 / options.speed:.0f}s).\n"
@@ -153,14 +155,51 @@ def run_demo(options: DemoOptions) -> int:
             )
             watcher.start()
             started = time.monotonic()
-            produced = _produce(broker.bootstrap, topics, options, timeline, stop.event, counts)
-            time.sleep(1.0)  # let the last actions arrive before the final summary
-            stop.event.set()
+            try:
+                produced = _produce(broker.bootstrap, topics, options, timeline, stop.event, counts)
+                time.sleep(1.0)  # let the last actions arrive before the final summary
+            finally:
+                stop.event.set()
+                supervisor.halt()  # nothing restarted behind the worker's stop below
             watcher.join(timeout=5)
             print("\n" + _summary(counts, produced, started, timeline))
             print("Stopping worker and broker...")
     print("Stopped.")
     return 0
+
+
+class _Supervisor(threading.Thread):
+    """Restarts the worker if it exits on its own, as compose's restart policy would.
+
+    A worker whose agent fails stops itself (crash-only) so that a new process resumes from
+    the last committed offset; in production the orchestrator starts that process, and here
+    the demo plays the orchestrator, so a crash shows up as a line and a short gap, not as a
+    demo that silently stops deciding.
+    """
+
+    def __init__(self, worker: WorkerProcess, stop: threading.Event) -> None:
+        super().__init__(name="worker-supervisor", daemon=True)
+        self.worker = worker
+        self.stop = stop
+        self._restarting = threading.Lock()
+
+    def run(self) -> None:
+        while not self.stop.wait(1.0):
+            with self._restarting:
+                if self.stop.is_set() or self.worker.is_running():
+                    continue
+                code = self.worker.exit_code
+                self.worker.start()
+                print(
+                    f"Worker exited with code {code}; restarted as pid {self.worker.pid}, "
+                    "resuming from the last committed offset",
+                    flush=True,
+                )
+
+    def halt(self) -> None:
+        """No restart after this returns (``stop`` must be set first)."""
+        with self._restarting:
+            pass
 
 
 @dataclass(frozen=True)

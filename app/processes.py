@@ -78,6 +78,11 @@ class WorkerProcess:
     def is_running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    @property
+    def exit_code(self) -> int | None:
+        """The process's exit code once it has exited (None while running or never started)."""
+        return self._process.poll() if self._process else None
+
     def get_json(self, path: str, timeout: float = 2.0) -> tuple[int, object]:
         """GET a JSON endpoint of this worker; (status, body)."""
         try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -47,6 +49,24 @@ def _scrape(port: int) -> dict[str, float]:
     return totals
 
 
+def _crash_and_see_the_demo_restart_its_worker(log: Path, port: int) -> None:
+    """SIGKILL the demo's worker: the demo restarts it, and the new one decides again."""
+    (pid,) = re.findall(r"Worker pid (\d+) starting", log.read_text())
+    os.kill(int(pid), signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and "restarted as pid" not in log.read_text():
+        time.sleep(0.5)
+    assert "Worker exited with code -9; restarted as pid" in log.read_text()
+    consumed = 0.0
+    while time.monotonic() < deadline and consumed <= 0:
+        try:
+            consumed = _scrape(port).get("kairos_events_consumed_total", 0.0)
+        except OSError:
+            consumed = 0.0
+        time.sleep(1)
+    assert consumed > 0, "the restarted worker did not consume"
+
+
 def test_demo_traffic_moves_every_metric_the_dashboard_and_alerts_use(tmp_path: Path) -> None:
     port = free_port()
     log = (tmp_path / "demo.log").open("wb")
@@ -79,6 +99,7 @@ def test_demo_traffic_moves_every_metric_the_dashboard_and_alerts_use(tmp_path: 
             if name != "up" and name not in scraped  # `up` is Prometheus's own
         }
         assert not missing, f"referenced but not exported by a live worker: {missing}"
+        _crash_and_see_the_demo_restart_its_worker(tmp_path / "demo.log", port)
     finally:
         terminate(demo, timeout=30)
         log.close()
