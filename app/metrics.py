@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+from schemas.events import EVENT_TYPES
+
 #: Seconds; from sub-100 ms (the target) to minutes (a worker catching up on a backlog).
 #: Why a contact can be deferred (a subset of :class:`schemas.decisions.Reason`).
 DEFERRAL_REASONS = ("quiet_hours", "rm_capacity")
@@ -150,6 +152,9 @@ class Metrics:
             self.timers_pending.labels(kind).set(0)
         for outcome in ("granted", "full"):
             self.rm_capacity.labels(outcome)
+        for event_type in EVENT_TYPES:  # a worker that saw no late or repeated event reads 0
+            self.events_late.labels(event_type)
+            self.events_duplicate.labels(event_type)
 
     def declare_rule(
         self, rule_id: str, channels: Iterable[str], holdout: bool, goal: bool

@@ -99,3 +99,10 @@ def test_a_rebuild_gives_up_when_partitions_move_during_the_scan() -> None:
     records = [_stored(f"C{i}") for i in range(5_000)]
     assert asyncio.run(index.rebuild(8, records, still_current=lambda: False)) is None
     assert index.generation is None, "the next tick starts over"
+
+
+def test_late_and_duplicate_events_read_zero_before_the_first_one() -> None:
+    sample = Metrics().registry.get_sample_value
+    for event_type in ("app_click", "transaction", "drop_off"):
+        assert sample("kairos_events_late_total", {"event_type": event_type}) == 0
+        assert sample("kairos_events_duplicate_total", {"event_type": event_type}) == 0
