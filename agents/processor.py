@@ -32,6 +32,7 @@ from schemas.codec import decode_event, decode_profile, decode_state, encode, en
 from schemas.dead_letter import MAX_RAW_BYTES, DeadLetter
 from schemas.decisions import Outcome
 from schemas.errors import InvalidEventError
+from schemas.events import EVENT_TYPES
 from schemas.timers import TimerTick
 
 log = logging.getLogger(__name__)
@@ -100,9 +101,7 @@ class EventProcessor:
         self.metrics = metrics
         self.clock = clock
         self.options = options or EngineOptions()
-        self._event_type_by_topic = {
-            topics.for_event_type(t): t for t in ("app_click", "transaction", "drop_off")
-        }
+        self._event_type_by_topic = {topics.for_event_type(t): t for t in EVENT_TYPES}
 
     def swap_ruleset(self, ruleset: Ruleset) -> None:
         """Switch rules between two events: the reference swap is atomic."""

@@ -67,10 +67,9 @@ from app.tansu_compat import FETCH_MAX_WAIT_MS
 from app.topics import TopicNames
 from rules.ruleset import Ruleset
 from schemas.actions import Channel, derive_action_id
-from schemas.deployment import RulesetBundle
 from schemas.errors import BrokerError
 from tests.factories import click, profile, transaction
-from tests.rulesets import BROKEN_RULE, IMMEDIATE_RULES, ruleset_from
+from tests.rulesets import BROKEN_RULE, IMMEDIATE_RULES, broken_bundle, ruleset_from
 
 PARTITIONS = 4
 REPO = Path(__file__).resolve().parent.parent
@@ -919,12 +918,7 @@ def failing_deploy(broker: EmbeddedBroker, work: Path, size: Size) -> Row:
             )
         feeder.wait_sent(2 * len(events) // 3)
         topic = RulesTopic(bootstrap_servers(broker.url), deployment.topics)
-        rogue = RulesetBundle(
-            version="rs-rogue",
-            files={"bad.yaml": BROKEN_RULE},
-            deployed_at=datetime.now(UTC),
-            deployed_by="faults-bench",
-        )
+        rogue = broken_bundle("faults-bench")
         topic.deploy(rogue, topic.read())
         if worker.wait_metric("kairos_ruleset_rejected_total", 1, 30) < 1:
             row.failures.append("the worker did not reject the broken bundle")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import textwrap
+from datetime import UTC, datetime
 
 from rules.loader import compile_sources
 from rules.ruleset import Ruleset
+from schemas.deployment import RulesetBundle
 
 #: Immediate rules (no waits) covering every channel, for tests of the plumbing.
 IMMEDIATE_RULES = """
@@ -65,6 +67,16 @@ rules:
     channels: [push]
     template: broken
 """
+
+
+def broken_bundle(deployed_by: str) -> RulesetBundle:
+    """A bundle holding :data:`BROKEN_RULE`, as if published past ``kairos rules deploy``."""
+    return RulesetBundle(
+        version="rs-rogue",
+        files={"bad.yaml": BROKEN_RULE},
+        deployed_at=datetime.now(UTC),
+        deployed_by=deployed_by,
+    )
 
 
 def ruleset_from(text: str, name: str = "inline.yaml") -> Ruleset:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import shutil
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +14,8 @@ from app.rules_registry import RulesTopic, bootstrap_servers
 from app.settings import EXAMPLE_RULES
 from rules.loader import load_ruleset
 from schemas.actions import Channel
-from schemas.deployment import RulesetBundle
 from tests.factories import click, daytime_zone, profile
-from tests.rulesets import BROKEN_RULE
+from tests.rulesets import BROKEN_RULE, broken_bundle
 
 pytestmark = pytest.mark.integration
 
@@ -107,12 +105,7 @@ def test_deploy_swaps_rules_on_a_running_worker_and_rollback_restores_them(
 
     # A bad bundle that bypassed the CLI is refused by the worker, which keeps its rules.
     topic = RulesTopic(bootstrap_servers(k.env["KAIROS_BROKER_URL"]), t)
-    rogue = RulesetBundle(
-        version="rs-rogue",
-        files={"bad.yaml": BROKEN_RULE},
-        deployed_at=datetime.now(UTC),
-        deployed_by="someone",
-    )
+    rogue = broken_bundle("someone")
     topic.deploy(rogue, topic.read())
     assert worker.wait_metric("kairos_ruleset_rejected_total", 1) == 1
     assert worker.metric("kairos_ruleset_info", version=original) == 1
