@@ -8,27 +8,116 @@ producers may add fields before Kairos knows them (forward compatibility).
 
 from __future__ import annotations
 
+import math
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Literal, TypeAlias
+from typing import Annotated, Any, Literal, TypeAlias
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 NonEmptyStr = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+
+#: The instants a bank's event or profile can carry. Outside them the engine's date
+#: arithmetic (``occurred_at + ttl``, ``newest - allowed_lateness``) leaves the range of
+#: Python's datetime and raises: a click stamped 9999-12-31 once crashed a worker, and then
+#: its restart, on the same message. Rule durations are capped well below the margins.
+EARLIEST_INSTANT = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_INSTANT = datetime(2200, 1, 1, tzinfo=UTC)
+#: Steps of a funnel and similar counts: a bound no real flow reaches, far below the point
+#: where ``float()`` of the number would overflow.
+MAX_COUNT = 10_000
+
+
+def _within_bank_time(value: datetime) -> datetime:
+    if not EARLIEST_INSTANT <= value < LATEST_INSTANT:
+        raise ValueError(
+            f"must lie between {EARLIEST_INSTANT:%Y-%m-%d} and {LATEST_INSTANT:%Y-%m-%d} (UTC)"
+        )
+    return value
+
+
+#: An aware timestamp within :data:`EARLIEST_INSTANT` .. :data:`LATEST_INSTANT`.
+BankTime = Annotated[AwareDatetime, AfterValidator(_within_bank_time)]
+#: An amount of money: finite, at most 20 digits of which 4 after the point. ``1e400`` (or
+#: 400 digits) once became infinity in a feature, was stored as ``null``, and the customer's
+#: next event could not read its own state back.
+Money = Annotated[
+    Decimal,
+    Field(
+        max_digits=20,
+        decimal_places=4,
+        allow_inf_nan=False,
+        description="A finite decimal of at most 20 digits, 4 of them after the point.",
+    ),
+]
+
+
+def refuse_non_finite_extras(model: BaseModel) -> None:
+    """Refuse a model whose kept extra fields hold an infinity or an absurd integer.
+
+    Extra fields are kept (forward compatibility) and stored with the customer: JSON's
+    ``1e400`` parses to an infinite float that the state writes as ``null`` and cannot
+    read back equal; an integer of 400 digits is no bank's value either.
+    """
+    extra = model.__pydantic_extra__
+    if extra and not _finite(extra):
+        raise ValueError("an extra field holds a non-finite or absurdly large number")
+
+
+def _finite(value: Any) -> bool:
+    """Whether ``value`` (a parsed JSON value) holds only finite numbers of sane size."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return abs(value) < 10**20
+    if isinstance(value, dict):
+        return all(_finite(item) for item in value.values())
+    if isinstance(value, list):
+        return all(_finite(item) for item in value)
+    return True
+
 
 #: The event types Kairos consumes, and so the names rules trigger on.
 EVENT_TYPES: tuple[str, ...] = ("app_click", "transaction", "drop_off")
 
 
+def _event_type_is_required(schema: dict[str, Any]) -> None:
+    """``event_type`` has a default in Python, but on the wire it is the union's tag.
+
+    Without it a message cannot be told apart from the other event types and is
+    dead-lettered, so the published schema must not call it optional.
+    """
+    required = schema.setdefault("required", [])
+    if "event_type" in schema.get("properties", {}) and "event_type" not in required:
+        required.insert(0, "event_type")
+
+
 class EventBase(BaseModel):
     """Fields every input event carries."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, json_schema_extra=_event_type_is_required)
 
     event_id: NonEmptyStr = Field(description="Unique id; re-deliveries carry the same id.")
     customer_id: NonEmptyStr = Field(description="Also the Kafka message key.")
-    occurred_at: AwareDatetime = Field(description="RFC 3339 with offset, event time.")
-    schema_version: int = Field(default=1, ge=1)
+    occurred_at: BankTime = Field(
+        description="RFC 3339 with offset, event time; from 1970 up to (not including) 2200."
+    )
+    schema_version: int = Field(default=1, ge=1, le=MAX_COUNT)
+
+    @model_validator(mode="after")
+    def _extra_fields_are_finite(self) -> EventBase:
+        """A pending timer stores its event whole: see :func:`refuse_non_finite_extras`."""
+        refuse_non_finite_extras(self)
+        return self
 
 
 class AppClick(EventBase):
@@ -45,14 +134,14 @@ class Transaction(EventBase):
     """A posted account movement."""
 
     event_type: Literal["transaction"] = "transaction"
-    amount: Annotated[Decimal, Field(gt=0, max_digits=20, decimal_places=4)]
+    amount: Annotated[Money, Field(gt=0)]
     currency: CurrencyCode
     direction: Literal["credit", "debit"]
     category: NonEmptyStr = Field(
         description="Open set: salary, transfer_out, card_purchase, loan_disbursement, ..."
     )
     counterparty: str | None = None
-    balance_after: Decimal | None = None
+    balance_after: Money | None = None
 
 
 class DropOff(EventBase):
@@ -60,8 +149,8 @@ class DropOff(EventBase):
 
     event_type: Literal["drop_off"] = "drop_off"
     flow: NonEmptyStr = Field(description="e.g. personal_loan_application")
-    step: int = Field(ge=1, description="The step the customer left at.")
-    steps_total: int = Field(ge=1)
+    step: int = Field(ge=1, le=MAX_COUNT, description="The step the customer left at.")
+    steps_total: int = Field(ge=1, le=MAX_COUNT)
     reason: str | None = None
 
 

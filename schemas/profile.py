@@ -9,19 +9,29 @@ from __future__ import annotations
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
-from schemas.events import NonEmptyStr
+from schemas.events import MAX_COUNT, BankTime, NonEmptyStr, refuse_non_finite_extras
 
 
 class Consent(BaseModel):
-    """Per-channel marketing consent. Absent consent means no: opt-in, never opt-out."""
+    """Per-channel marketing consent. Absent consent means no: opt-in, never opt-out.
+
+    Only JSON ``true`` and ``false`` count (``StrictBool``): ``"yes"``, ``"Y"``, ``1`` or
+    ``"0"`` were once coerced to booleans and an SMS went out on them. A consent is a
+    customer's explicit word; anything else is refused to the dead-letter topic.
+    """
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    sms: bool = False
-    push: bool = False
-    rm: bool = False
+    sms: StrictBool = False
+    push: StrictBool = False
+    rm: StrictBool = False
+
+    @model_validator(mode="after")
+    def _extra_fields_are_finite(self) -> Consent:
+        refuse_non_finite_extras(self)
+        return self
 
 
 class CustomerProfile(BaseModel):
@@ -30,20 +40,26 @@ class CustomerProfile(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     customer_id: NonEmptyStr
-    updated_at: AwareDatetime
-    schema_version: int = Field(default=1, ge=1)
+    updated_at: BankTime
+    schema_version: int = Field(default=1, ge=1, le=MAX_COUNT)
     tier: NonEmptyStr = Field(description="e.g. mass, affluent, private")
     tags: Annotated[list[str], Field(max_length=64)] = []
     lifecycle_stage: str = "active"
     consent: Consent = Consent()
-    marketing_opt_out: bool = Field(
+    marketing_opt_out: StrictBool = Field(
         default=False, description="Overrides every channel consent: no marketing at all."
     )
-    push_enabled: bool = False
+    push_enabled: StrictBool = False
     timezone: str = Field(default="UTC", description="IANA name, e.g. Europe/Madrid")
     language: str = "en"
     rm_id: str | None = None
     branch_id: str | None = None
+
+    @model_validator(mode="after")
+    def _extra_fields_are_finite(self) -> CustomerProfile:
+        """The profile is stored with the customer: see ``refuse_non_finite_extras``."""
+        refuse_non_finite_extras(self)
+        return self
 
     @field_validator("timezone")
     @classmethod
