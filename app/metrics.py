@@ -66,6 +66,12 @@ class Metrics:
             ["rule_id"],
             registry=r,
         )
+        self.feature_errors = Counter(
+            "kairos_feature_errors_total",
+            "Feature updates that raised at run time (the feature kept its previous value).",
+            ["feature"],
+            registry=r,
+        )
         self.actions = Counter(
             "kairos_actions_total",
             "Actions emitted to channel topics.",

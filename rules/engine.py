@@ -14,6 +14,7 @@ Rules see the event, the profile, ``state`` as it was *before* this event, and
 
 from __future__ import annotations
 
+import decimal
 import hashlib
 import logging
 from collections.abc import Mapping
@@ -79,10 +80,32 @@ class EvaluationContext:
 
 @dataclass(frozen=True)
 class RuleFailure:
-    """A rule whose evaluation raised at run time (e.g. division by zero): it did not fire."""
+    """A rule (or a feature) that raised at run time, e.g. a division by zero.
+
+    The rule did not fire (its decision is recorded as suppressed with reason
+    ``rule_error``); a feature keeps its previous value. ``error`` is the exception's type
+    and message: it goes to the decision record, never to a log, since an event's values
+    can appear in it.
+    """
 
     rule_id: str
     error: str
+    kind: Literal["rule", "feature"] = "rule"
+
+
+#: What decimal's signals mean: their own text is a list of classes, "[<class ...>]".
+_DECIMAL_SIGNALS: tuple[tuple[type[ArithmeticError], str], ...] = (
+    (decimal.DivisionByZero, "division by zero"),
+    (decimal.Overflow, "the number grew too large"),
+    (decimal.InvalidOperation, "invalid arithmetic (e.g. 0 / 0)"),
+)
+
+
+def _failure_text(exc: Exception) -> str:
+    """An exception as one bounded line for a decision's reason."""
+    message = next((m for kind, m in _DECIMAL_SIGNALS if isinstance(exc, kind)), str(exc))
+    text = f"{type(exc).__name__}: {message}"
+    return text if len(text) <= 200 else text[:199] + "…"
 
 
 @dataclass(frozen=True)
@@ -202,12 +225,25 @@ class _Decider:
             roots["start"] = start
         return EvaluationContext(roots=roots, now=event.occurred_at)
 
-    def evaluate(self, rule: CompiledRule, context: EvaluationContext) -> bool:
+    def evaluate(self, rule: CompiledRule, context: EvaluationContext, event: Event) -> bool:
+        """Whether ``rule`` matches; a rule that raises is recorded as suppressed instead.
+
+        Any exception, not only arithmetic: one rule's bug must never stop the other rules,
+        nor the worker (it would read the same event again after a restart).
+        """
         try:
             return _holds(rule.conditions, context) and self._sequence_holds(rule, context)
-        except (ArithmeticError, TypeError, ValueError) as exc:
-            self.failures.append(RuleFailure(rule.id, f"{type(exc).__name__}: {exc}"))
+        except Exception as exc:
+            self.rule_failed(_Fired(rule, context, event, {}), exc)
             return False
+
+    def rule_failed(self, item: _Fired, exc: Exception) -> tuple[Outcome, Reason, str, None]:
+        """Count a rule that raised and record its decision as suppressed (``rule_error``)."""
+        error = _failure_text(exc)
+        self.failures.append(RuleFailure(item.rule.id, error))
+        outcome = (Outcome.SUPPRESSED, Reason.RULE_ERROR, f"the rule raised {error}", None)
+        self._record(item, *outcome)
+        return outcome
 
     def _sequence_holds(self, rule: CompiledRule, context: EvaluationContext) -> bool:
         if rule.after is None:
@@ -233,9 +269,15 @@ class _Decider:
         capped = {**dict.fromkeys(capped_channels, cap_reason or "capped"), **(unavailable or {})}
         eligible: list[tuple[_Fired, Channel]] = []
         outcomes: dict[str, tuple[Outcome, Reason, str, Channel | None]] = {}
+        failed: set[str] = set()
         for item in fired:
-            reach = choose_channel(profile, item.rule.channels, capped)
-            blocked = self._contact_limit(item.rule)
+            try:
+                reach = choose_channel(profile, item.rule.channels, capped)
+                blocked = self._contact_limit(item.rule)
+            except Exception as exc:
+                self.rule_failed(item, exc)
+                failed.add(item.rule.id)
+                continue
             if reach.channel is None:
                 outcomes[item.rule.id] = (
                     Outcome.SUPPRESSED,
@@ -254,17 +296,27 @@ class _Decider:
                     reach.channel,
                 )
         eligible.sort(key=lambda pair: (-pair[0].rule.priority, pair[0].rule.id))
-        for rank, (item, channel) in enumerate(eligible):
+        winner: CompiledRule | None = None
+        params: dict[str, Any] | None = None
+        for item, channel in eligible:
             rule = item.rule
-            if rank > 0:
-                winner = eligible[0][0].rule
+            if winner is not None:
                 why = f"{winner.id} (priority {winner.priority}) won this moment"
                 outcomes[rule.id] = (Outcome.SUPPRESSED, Reason.ARBITRATION_LOST, why, channel)
                 continue
             how = outcomes[rule.id][2]
-            outcomes[rule.id] = self._winner_outcome(item, channel, how, zone)
+            try:
+                outcomes[rule.id] = self._winner_outcome(item, channel, how, zone)
+                if outcomes[rule.id][0] is Outcome.SENT:
+                    params = rule.render_params(item.context)
+            except Exception as exc:  # a rule that raises loses its moment to the next one
+                self.rule_failed(item, exc)
+                failed.add(rule.id)
+                continue
+            winner = rule
         for item in fired:
-            self._record(item, *outcomes[item.rule.id])
+            if item.rule.id not in failed:
+                self._record(item, *outcomes[item.rule.id], params=params)
 
     def settle_or_wait(self, fired: list[_Fired]) -> None:
         """Settle now, or — with a decision window — join the customer's open window."""
@@ -381,7 +433,16 @@ class _Decider:
                 return Reason.COOLDOWN, f"{rule.id} cooling down until {until.isoformat()}"
         return None
 
-    def _record(self, item: _Fired, outcome: Outcome, code: Reason, why: str, channel: Any) -> None:
+    def _record(
+        self,
+        item: _Fired,
+        outcome: Outcome,
+        code: Reason,
+        why: str,
+        channel: Any,
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        """Record one rule's decision; a ``SENT`` one comes with its rendered ``params``."""
         rule, event = item.rule, item.event
         customer_id = self.state.customer_id
         trigger_ids = [event.event_id]
@@ -403,7 +464,7 @@ class _Decider:
                 rule_version=rule.version,
                 ruleset_version=self.ruleset.version,
                 template=rule.spec.template,
-                params=rule.render_params(item.context),
+                params=params if params is not None else rule.render_params(item.context),
                 priority=rule.priority,
                 created_at=self.now,
                 expires_at=event.occurred_at + rule.ttl,
@@ -555,8 +616,8 @@ class _Decider:
             context = self.context(event, self.state.features, start=start)
             try:
                 reached = _holds(pattern.conditions, context)
-            except (ArithmeticError, TypeError, ValueError) as exc:
-                self.failures.append(RuleFailure(goal.rule_id, f"{type(exc).__name__}: {exc}"))
+            except Exception as exc:  # one rule's bug must not stop the others
+                self.failures.append(RuleFailure(goal.rule_id, _failure_text(exc)))
                 reached = False
             if not reached:
                 kept.append(goal)
@@ -622,8 +683,8 @@ class _Decider:
                 pattern.event == event.event_type and _holds(pattern.conditions, context)
                 for pattern in exits
             )
-        except (ArithmeticError, TypeError, ValueError) as exc:
-            self.failures.append(RuleFailure(rule.id, f"{type(exc).__name__}: {exc}"))
+        except Exception as exc:  # one rule's bug must not stop the others
+            self.failures.append(RuleFailure(rule.id, _failure_text(exc)))
             return False
 
     def schedule(self, rule: CompiledRule, event: Event) -> None:
@@ -760,12 +821,14 @@ def _update_features(
     event: Event,
     options: EngineOptions,
     watermark_cap: datetime,
+    failures: list[RuleFailure],
 ) -> tuple[dict[str, FeatureState], bool]:
     """New feature states after ``event``; ``True`` if the event was too late to count.
 
     Runs on every event, so the features dict is copied only once something in it changes
     (most events feed one or two features and expire none): the result is then the state's
-    own dict, which nothing mutates in place.
+    own dict, which nothing mutates in place. A feature whose conditions or value raise
+    keeps its previous state and is added to ``failures``.
     """
     occurred_at = event.occurred_at
     watermark = state.watermark
@@ -780,7 +843,11 @@ def _update_features(
         for feature in feeds:
             name = feature.name
             known = features if features is not None else current
-            updated = feature.update(known.get(name), context, occurred_at)
+            try:
+                updated = feature.update(known.get(name), context, occurred_at)
+            except Exception as exc:  # e.g. a value that divides by a zero balance
+                failures.append(RuleFailure(name, _failure_text(exc), kind="feature"))
+                continue
             if updated is not None:
                 if features is None:
                     features = dict(current)
@@ -819,17 +886,24 @@ def decide(
     decider.fire_due()
 
     watermark_cap = now + options.max_future_skew
-    features, too_late = _update_features(ruleset, decider.state, event, options, watermark_cap)
+    features, too_late = _update_features(
+        ruleset, decider.state, event, options, watermark_cap, decider.failures
+    )
     context = decider.context(event, features)
     candidates = ruleset.for_event(event)
     fired: list[_Fired] = []
     for rule in candidates:
-        if not _active(rule, event.occurred_at) or not decider.evaluate(rule, context):
+        if not _active(rule, event.occurred_at) or not decider.evaluate(rule, context, event):
             continue
         if rule.unless is not None:
             decider.schedule(rule, event)
-        else:
-            fired.append(_Fired(rule, context, event, _evidence(rule, context)))
+            continue
+        try:
+            evidence = _evidence(rule, context)
+        except Exception as exc:
+            decider.rule_failed(_Fired(rule, context, event, {}), exc)
+            continue
+        fired.append(_Fired(rule, context, event, evidence))
     decider.settle_or_wait(fired)
     # apply_event, and the features
     update = event_update(decider.state, event, fingerprint, watermark_cap)

@@ -13,6 +13,7 @@ one bucket's width, which is why the default bucket is about a sixteenth of the 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -60,8 +61,11 @@ def _exact(value: float | int) -> Decimal | int:
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value)
+    if isinstance(value, Decimal | float):
+        number = float(value)
+        if not math.isfinite(number):  # JSON has no infinity: the state would not read back
+            raise ValueError("the feature's value is not a finite number")
+        return number
     if isinstance(value, datetime):
         return value.isoformat()
     return value
@@ -126,8 +130,13 @@ class CompiledFeature:
         number = 1 if aggregate == "count" else _number(raw)
         if number is None:
             return None
+        folded = _fold(aggregate, state.buckets.get(bucket), number)
+        if not all(math.isfinite(part) for part in folded):
+            # JSON has no infinity: a state holding one is written as null and cannot be
+            # read back, which would stop every later event of the customer.
+            raise ValueError(f"feature {self.name} would hold a non-finite number")
         buckets = dict(state.buckets)
-        buckets[bucket] = _fold(aggregate, buckets.get(bucket), number)
+        buckets[bucket] = folded
         return evolve(state, {"buckets": buckets})
 
     def _bucket_of(self, moment: datetime) -> int:
