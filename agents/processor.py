@@ -2,7 +2,13 @@
 
 Deliberately free of Faust: it takes bytes and a key-value state store and returns bytes,
 so the Faust agent, the tests and an offline replay all run exactly this code. Poison
-input never raises out of here — it becomes a dead-letter record.
+input never raises out of here — it becomes a dead-letter record: invalid input, a state
+that cannot be read, an engine that raises on it, or outputs too large to produce. A
+message that raised would otherwise stop the agent, and the restarted worker would read
+the same message again: one event could halt a partition for good.
+
+Logs name topics, partitions, offsets and error types only: event values, keys and
+exception messages can carry customer ids, and those go to the dead-letter record alone.
 """
 
 from __future__ import annotations
@@ -30,14 +36,19 @@ from rules.ruleset import Ruleset
 from schemas.capacity import RmReply, RmRequest
 from schemas.codec import decode_event, decode_profile, decode_state, encode, encode_state
 from schemas.dead_letter import MAX_RAW_BYTES, DeadLetter
-from schemas.decisions import Outcome
-from schemas.errors import InvalidEventError
+from schemas.decisions import Outcome, Reason
+from schemas.errors import InvalidEventError, StateCorruptError
 from schemas.events import EVENT_TYPES
 from schemas.timers import TimerTick
 
 log = logging.getLogger(__name__)
 
 StateStore = Mapping[bytes, bytes]
+
+#: The largest output a message may produce. The producer refuses records over the broker's
+#: 1 MB limit; a refused output stops the agent, and the restart decides the same message
+#: again. Refusing the *input* to the dead-letter topic instead keeps the partition moving.
+MAX_OUTPUT_BYTES = 900 * 1024
 
 
 @dataclass(frozen=True)
@@ -118,18 +129,55 @@ class EventProcessor:
                 )
 
     def process(self, message: InputMessage, store: StateStore) -> Processed:
+        """Decide one message; never raises — what cannot be decided is dead-lettered."""
         if len(message.value) > self.max_message_bytes:
             return self._dead_letter(message, self._too_large(message))
         try:
-            if message.topic == self.topics.profile:
-                return self._process_profile(message, store)
-            if message.topic == self.topics.timers:
-                return self._process_tick(message, store)
-            if message.topic == self.topics.rm_replies:
-                return self._process_rm_reply(message, store)
-            return self._process_event(message, store)
+            processed = self._dispatch(message, store)
         except InvalidEventError as exc:
             return self._dead_letter(message, exc)
+        except StateCorruptError as exc:
+            return self._dead_letter(message, self._failed(message, exc, "state_unreadable"))
+        except Exception as exc:  # an engine bug on this input: isolate it, decide the next
+            return self._dead_letter(message, self._failed(message, exc, "processing_failed"))
+        largest = max((len(output.value) for output in processed.outputs), default=0)
+        if largest > MAX_OUTPUT_BYTES:
+            why = InvalidEventError(
+                f"deciding it produced a {largest:,}-byte output, over the {MAX_OUTPUT_BYTES:,}"
+                "-byte limit the broker accepts; check the rule's parameters",
+                message.value,
+                error_type="output_too_large",
+            )
+            return self._dead_letter(message, why)
+        return processed
+
+    def _dispatch(self, message: InputMessage, store: StateStore) -> Processed:
+        if message.topic == self.topics.timers:
+            return self._process_tick(message, store)
+        if message.topic == self.topics.rm_replies:
+            return self._process_rm_reply(message, store)
+        if message.key is None:  # before parsing: nothing keyless may reach a partition's state
+            raise InvalidEventError(
+                "message has no key; producers must key every message by customer_id, or it "
+                "lands on an arbitrary partition, away from the customer's state",
+                message.value,
+                error_type="missing_key",
+            )
+        if message.topic == self.topics.profile:
+            return self._process_profile(message, store)
+        return self._process_event(message, store)
+
+    @staticmethod
+    def _failed(message: InputMessage, exc: Exception, error_type: str) -> InvalidEventError:
+        """An input that made deciding raise, as a dead letter with the error type and text."""
+        text = str(exc)
+        if message.key:  # the record carries the key already: do not repeat the id in prose
+            text = text.replace(message.key.decode("utf-8", errors="replace"), "<key>")
+        return InvalidEventError(
+            f"deciding it raised {type(exc).__name__}: {text}"[:1000],
+            message.value,
+            error_type=error_type,
+        )
 
     def _process_profile(self, message: InputMessage, store: StateStore) -> Processed:
         profile = decode_profile(message.value, message.key)
@@ -199,8 +247,14 @@ class EventProcessor:
         """Grant an RM contact within the RM's daily capacity, or refuse it to the customer.
 
         Runs on the partition that owns the RM (requests are keyed by RM), so the count of
-        the day is read and written by one worker only.
+        the day is read and written by one worker only. Never raises, like :meth:`process`.
         """
+        try:
+            return self._reserve_rm_capacity(message, counters)
+        except Exception as exc:
+            return self._dead_letter(message, self._failed(message, exc, "processing_failed"))
+
+    def _reserve_rm_capacity(self, message: InputMessage, counters: StateStore) -> Processed:
         request = RmRequest.model_validate_json(message.value)
         key = counter_key(request).encode()
         used = int(counters.get(key) or b"0")
@@ -242,12 +296,18 @@ class EventProcessor:
         for rule_id in verdict.evaluated:
             self.metrics.rule_evaluations.labels(rule_id).inc()
         for failure in verdict.failures:
-            self.metrics.rule_errors.labels(failure.rule_id).inc()
-            log.warning("Rule %s failed for %s: %s", failure.rule_id, key, failure.error)
+            # The error text stays in the decision record: it can quote an event's values.
+            if failure.kind == "feature":
+                self.metrics.feature_errors.labels(failure.rule_id).inc()
+                log.warning("Feature %s raised while updating; kept its value", failure.rule_id)
+            else:
+                self.metrics.rule_errors.labels(failure.rule_id).inc()
+                log.warning("Rule %s raised; its decision is suppressed", failure.rule_id)
         for change in verdict.timers:
             self.metrics.timers.labels(change.rule_id, change.change).inc()
         for decision in verdict.decisions:
-            self.metrics.rule_fires.labels(decision.rule_id).inc()
+            if decision.reason_code is not Reason.RULE_ERROR:
+                self.metrics.rule_fires.labels(decision.rule_id).inc()
             if decision.outcome is Outcome.SUPPRESSED:
                 self.metrics.suppressions.labels(decision.reason_code.value, decision.rule_id).inc()
             elif decision.outcome is Outcome.HELD_OUT:
@@ -307,12 +367,12 @@ class EventProcessor:
             raw_preview=preview,
             received_at=self.clock(),
         )
-        log.info(
-            "Dead-lettered %s[%d]@%d: %s",
+        log.info(  # the reason stays in the record: it may quote a key or a value
+            "Dead-lettered %s[%d]@%d (%s)",
             message.topic,
             message.partition,
             message.offset,
-            error.reason,
+            error.error_type,
         )
         return Processed(
             outputs=[Output(self.topics.dead_letter, message.key or b"", encode(record))]

@@ -47,8 +47,9 @@ def _check_key(key: bytes | None, customer_id: str, raw: bytes) -> None:
     """The key must be the customer id, or co-partitioning with the state breaks."""
     if key is not None and key.decode("utf-8", errors="replace") != customer_id:
         raise InvalidEventError(
-            f"message key {key!r} does not match customer_id {customer_id!r}; "
-            "producers must key every message by customer_id",
+            "message key does not match the customer_id field (neither is repeated here: "
+            "see the record's key and raw bytes); producers must key every message by "
+            "customer_id",
             raw,
             error_type="key_mismatch",
         )
