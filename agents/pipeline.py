@@ -21,6 +21,7 @@ import faust
 from faust.streams import Stream, _current_event
 from faust.types import StreamT
 
+from agents.health import AgentHealth
 from agents.processor import EventProcessor, InputMessage, Processed
 from agents.timer_scheduler import TimerIndex, tick_message
 from app.clock import Clock, utc_now
@@ -47,6 +48,7 @@ class Pipeline:
     processor: EventProcessor
     state: Any  # faust Table of customer id bytes -> CustomerState JSON bytes
     metrics: Metrics
+    health: AgentHealth
 
 
 _SLOW_ACK_S = 5.0
@@ -154,25 +156,29 @@ def _bind_current_event(event: Any) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _stop_the_worker_if_this_fails(app: faust.App, agent: str) -> AsyncIterator[None]:
+async def _stop_the_worker_if_this_fails(
+    app: faust.App, health: AgentHealth, agent: str
+) -> AsyncIterator[None]:
     """Crash-only: an agent that raised takes the whole worker down, with a non-zero exit.
 
     Faust would restart the agent's actor in place, but the messages of the batch it was
     deciding are neither re-delivered nor acknowledged: the restarted agent sits behind a
     commit that never moves while the worker still looks healthy. A new process instead
     resumes from the last committed offset, which the orchestrator (compose's restart
-    policy, Kubernetes) starts at once.
+    policy, Kubernetes) starts at once. Poison input never gets here (the processor
+    dead-letters it), so what does is a failure a restart can cure, such as the broker.
     """
     try:
         yield
     except asyncio.CancelledError:
         raise
     except Exception as exc:
-        log.critical(
-            "Agent %s failed (%r): stopping the worker so that a restart resumes from the last "
-            "committed offset",
+        health.fail(agent)  # /healthz and /readyz say so from this moment
+        log.critical(  # the type only: an exception's text can quote a key
+            "Agent %s failed (%s): stopping the worker so that a restart resumes from the "
+            "last committed offset",
             agent,
-            exc,
+            type(exc).__name__,
         )
         await app.crash(exc)
         raise
@@ -189,8 +195,10 @@ def install(
     ruleset: Ruleset,
     metrics: Metrics,
     clock: Clock = utc_now,
+    health: AgentHealth | None = None,
 ) -> Pipeline:
     """Declare topics, the state table and the agent on ``app``."""
+    health = health or AgentHealth()
     topics = TopicNames(settings.topic_prefix)
     options = EngineOptions(
         allowed_lateness=timedelta(seconds=settings.allowed_lateness_s),
@@ -229,7 +237,7 @@ def install(
     )
 
     async def decide_and_contact(stream: StreamT[bytes]) -> None:
-        async with _stop_the_worker_if_this_fails(app, "decide_and_contact"):
+        async with _stop_the_worker_if_this_fails(app, health, "decide_and_contact"):
             await _decide_batches(stream)
 
     async def _decide_batches(stream: StreamT[bytes]) -> None:
@@ -271,7 +279,7 @@ def install(
     rm_requests = app.topic(topics.rm_requests, partitions=settings.partitions, **raw)
 
     async def reserve_rm_capacity(stream: StreamT[bytes]) -> None:
-        async with _stop_the_worker_if_this_fails(app, "reserve_rm_capacity"):
+        async with _stop_the_worker_if_this_fails(app, health, "reserve_rm_capacity"):
             async for event in stream.events():
                 message = event.message
                 view = BatchView(rm_counters)
@@ -283,7 +291,7 @@ def install(
 
     async def wake_customers_with_due_timers() -> None:
         """Tick each customer whose absence timer is due; re-index after a rebalance."""
-        if app.rebalancing or not is_ready(app):
+        if app.rebalancing or not is_ready(app, health):
             return
         generation = app.consumer_generation_id
         if timer_index.generation != generation:
@@ -306,4 +314,6 @@ def install(
     app.timer(settings.timer_check_interval_s, name="wake_customers_with_due_timers")(
         wake_customers_with_due_timers
     )
-    return Pipeline(app=app, topics=topics, processor=processor, state=state, metrics=metrics)
+    return Pipeline(
+        app=app, topics=topics, processor=processor, state=state, metrics=metrics, health=health
+    )

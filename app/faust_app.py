@@ -21,6 +21,14 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         "key_serializer": "raw",  # pydantic owns the bytes: parse once, in schemas.codec
         "value_serializer": "raw",
         "web_enabled": True,
+        # Only our own pages (app/web.py). Faust's would serve table rows (/table: a
+        # customer's whole state, without a token), key locations (/router), the topology
+        # (/graph) and sensor dumps (/stats, /performance) to anyone who can connect.
+        "web_tables_enabled": False,
+        "web_router_enabled": False,
+        "web_graph_enabled": False,
+        "web_stats_enabled": False,
+        "web_metrics_enabled": False,
         "web_bind": settings.web_host,
         "web_host": settings.web_host,
         "web_port": settings.web_port,

@@ -3,7 +3,10 @@
 ``/metrics``, ``/healthz`` and ``/readyz`` for the platform; ``/rules`` for marketing ops
 ("what is live?"); ``/customers/{id}`` for support ("why did, or didn't, this customer hear
 from us?"). The last serves personal data, so it is off unless a bearer token is
-configured, and the token is compared in constant time and never logged.
+configured, and the token is compared in constant time and never logged. Faust's own
+pages (``/table/...`` serves whole table rows, ``/router/...`` locates keys) are switched
+off in :func:`app.faust_app.faust_settings`: these routes are all the worker serves, and
+``tests/unit/test_web_routes.py`` holds every route to that.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import SecretStr
 
+from agents.health import AgentHealth
 from app.metrics import Metrics
 from rules.ruleset import Ruleset
 from schemas.codec import decode_state
@@ -30,8 +34,10 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_S = 2
 
 
-def is_ready(app: faust.App) -> bool:
-    """Partitions assigned and table state recovered: only then are decisions current."""
+def is_ready(app: faust.App, health: AgentHealth) -> bool:
+    """Agents alive, partitions assigned, state recovered: only then are decisions current."""
+    if not health.alive:
+        return False
     recovery = app.tables.recovery  # type: ignore[attr-defined]  # TableManager, not the ABC
     return bool(recovery.completed.is_set() and not app.rebalancing)
 
@@ -66,22 +72,25 @@ def install(
     ruleset: Callable[[], Ruleset],
     customer_table: Any,
     customer_api_token: SecretStr | None,
+    health: AgentHealth,
 ) -> None:
     """Register the endpoints on ``app``'s web server."""
 
     @app.page("/metrics")
     async def prometheus_metrics(web: View, request: Request) -> Response:
-        metrics.ready.set(1 if is_ready(app) else 0)
+        metrics.ready.set(1 if is_ready(app, health) else 0)
         body = generate_latest(metrics.registry)
         return web.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     @app.page("/healthz")
     async def healthz(web: View, request: Request) -> Response:
+        if not health.alive:  # an agent died: the process is on its way out
+            return web.json({"status": "failed", "agent": health.failed_agent}, status=503)
         return web.json({"status": "alive"})
 
     @app.page("/readyz")
     async def readyz(web: View, request: Request) -> Response:
-        ready = is_ready(app)
+        ready = is_ready(app, health)
         metrics.ready.set(1 if ready else 0)
         return web.json({"ready": ready}, status=200 if ready else 503)
 
@@ -106,11 +115,14 @@ def install(
         except SameNode:
             pass
         except aiohttp.ClientError as exc:
-            log.warning("Could not reach the owner of a customer's partition: %s", exc)
+            # the type only: the error's text holds the URL, and the URL the customer id
+            log.warning(
+                "Could not reach the owner of a customer's partition (%s)", type(exc).__name__
+            )
             return _unavailable(web, "the worker owning this customer is unreachable")
         except faust.web.exceptions.ServiceUnavailable:
             return _unavailable(web, "partitions are being assigned")
-        if not is_ready(app):
+        if not is_ready(app, health):
             return _unavailable(web, "this worker is recovering its state")
         raw = customer_table.get(key)
         if raw is None:

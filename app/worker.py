@@ -7,6 +7,7 @@ import logging
 import faust
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 
+from agents.health import AgentHealth
 from app import web
 from app.clock import clock_from
 from app.faust_app import create_app
@@ -36,7 +37,8 @@ def build(settings: Settings) -> tuple[faust.App, Metrics]:
     # Faust's own sensor (rebalances, commit and send latency, ...) on the same registry,
     # under one fixed prefix so dashboards do not depend on the app id.
     app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(metrics.registry, "kairos_faust"))
-    installed = pipeline.install(app, settings, ruleset, metrics, clock_from(settings))
+    health = AgentHealth()
+    installed = pipeline.install(app, settings, ruleset, metrics, clock_from(settings), health)
     rules_watcher.install(app, settings, installed.processor, metrics)
     _install_worker_gauges(app, settings, metrics)
     web.install(
@@ -45,6 +47,7 @@ def build(settings: Settings) -> tuple[faust.App, Metrics]:
         ruleset=lambda: installed.processor.ruleset,
         customer_table=installed.state,
         customer_api_token=settings.customer_api_token,
+        health=health,
     )
     return app, metrics
 
