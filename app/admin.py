@@ -3,21 +3,81 @@
 Faust would auto-create input topics with its defaults, but co-partitioning with the
 state changelog requires every input to have the same partition count, so we create them
 deliberately (the compose stack does the same with a one-shot init service).
+
+Every wait here is bounded by the caller's timeout: kafka-python's own defaults (30 s to
+bootstrap, 30 s per request) would otherwise make ``kairos topics ensure --timeout 5``
+hang for half a minute against a broker that is not there.
 """
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from app.topics import TopicNames
-from schemas.errors import ConfigurationError
+from schemas.errors import ConfigurationError, KairosError
 
-log = logging.getLogger(__name__)
+#: kafka-python's default per-request timeout; a shorter caller timeout lowers it.
+_MAX_REQUEST_TIMEOUT_S = 30.0
+#: Pause before retrying a bootstrap that failed at once (e.g. a name that does not resolve).
+_RETRY_PAUSE_S = 0.2
+
+
+class TopicAdminError(KairosError):
+    """The broker could not be reached in time, or refused a topic operation.
+
+    A runtime failure (exit code 1), not a configuration error: the same command succeeds
+    once the broker is up.
+    """
+
+
+class BrokerUnreachableError(TopicAdminError):
+    """No broker answered within the time allowed."""
+
+
+def wait_for_broker(bootstrap: str | Sequence[str], timeout: float) -> None:
+    """Return once a broker answers; raise within about ``timeout`` seconds if none does.
+
+    Commands run this before reading topics so that an unreachable broker costs the
+    ``--timeout`` asked for and gives one clear line, whatever the client used next.
+
+    Raises:
+        BrokerUnreachableError: no broker answered within ``timeout`` seconds.
+
+    """
+    _connect(bootstrap, timeout).close()
+
+
+def _connect(bootstrap: str | Sequence[str], timeout: float) -> KafkaAdminClient:
+    """An admin client bootstrapped within ``timeout`` seconds, retried while time remains.
+
+    Raises:
+        BrokerUnreachableError: no broker answered in time.
+
+    """
+    servers = [bootstrap] if isinstance(bootstrap, str) else list(bootstrap)
+    deadline = time.monotonic() + timeout
+    request_ms = int(1000 * min(_MAX_REQUEST_TIMEOUT_S, max(1.0, timeout)))
+    while True:
+        remaining_ms = int(1000 * (deadline - time.monotonic()))
+        try:
+            return KafkaAdminClient(
+                bootstrap_servers=servers,
+                client_id="kairos-admin",
+                bootstrap_timeout_ms=max(1, remaining_ms),
+                request_timeout_ms=request_ms,
+            )
+        except KafkaError as exc:
+            # A KafkaTimeoutError means the bootstrap used the whole remaining time.
+            if isinstance(exc, KafkaTimeoutError) or time.monotonic() > deadline:
+                raise BrokerUnreachableError(
+                    f"cannot reach the broker at {','.join(servers)} within {timeout:g} s: "
+                    f"{exc}; check KAIROS_BROKER_URL and that the broker is up"
+                ) from exc
+            time.sleep(_RETRY_PAUSE_S)
 
 
 def ensure_topics(
@@ -34,16 +94,15 @@ def ensure_topics(
     one partition because every worker reads it whole, in deploy order. ``only`` limits the
     call to some topics: ``kairos rules deploy`` creates the rules topic and nothing else,
     so it can never create input topics with a partition count the workers do not expect.
+
+    Raises:
+        BrokerUnreachableError: no broker answered within ``timeout`` seconds.
+        TopicAdminError: the broker failed or refused a request (each is bounded by
+            ``timeout`` too, capped at kafka-python's 30 s default).
+        ConfigurationError: existing topics have another partition count.
+
     """
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="kairos-admin")
-            break
-        except (KafkaConnectionError, KafkaError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    admin = _connect(bootstrap, timeout)
     try:
         existing = set(admin.list_topics())
         wanted = [*topics.inputs, *topics.outputs, topics.rules, topics.rm_requests]
@@ -68,9 +127,14 @@ def ensure_topics(
             except TopicAlreadyExistsError:
                 pass
             except KafkaError as exc:
-                log.error("Could not create topic %s: %s", topic.name, exc)
-                raise
+                raise TopicAdminError(
+                    f"could not create topic {topic.name} ({topic.num_partitions} partition(s), "
+                    f"replication factor {replication_factor}): {exc}; check "
+                    "KAIROS_REPLICATION_FACTOR against the number of brokers"
+                ) from exc
         return created
+    except KafkaError as exc:  # listing or describing: the broker went away or timed out
+        raise TopicAdminError(f"topic administration failed: {exc}") from exc
     finally:
         admin.close()
 

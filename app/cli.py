@@ -1,27 +1,48 @@
-"""The ``kairos`` command: worker, demo, rules and schema tooling."""
+"""The ``kairos`` command: worker, demo, rules and schema tooling.
+
+Every failure ends in one line on stderr, ``kairos: <what> ...``, naming the variable or
+argument to fix, never a traceback (rule-file problems are the exception: one line each).
+Exit codes, so scripts and CI can tell a typo from an outage:
+
+* 0 success;
+* 1 a runtime failure: the broker unreachable, a rule file refused, a rollback impossible;
+  the same command can succeed later without changing it;
+* 2 a usage or configuration error: an unknown argument (argparse), an invalid ``KAIROS_*``
+  variable, topics whose partition count contradicts ``KAIROS_PARTITIONS``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from schemas.errors import DeploymentError, KairosError, RollbackError, RuleFileError
+from schemas.errors import (
+    ConfigurationError,
+    DeploymentError,
+    KairosError,
+    RollbackError,
+    RuleFileError,
+)
 
 if TYPE_CHECKING:
     from app.rules_registry import Registry, RulesTopic
     from rules.ruleset import Ruleset
     from schemas.deployment import RulesetBundle
 
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from app.settings import Settings
+    from app.settings import load_settings
     from app.worker import run
 
-    run(Settings())
+    run(load_settings())
     return 0
 
 
@@ -45,7 +66,7 @@ def _print_problems(error: RuleFileError) -> int:
     for problem in error.problems:
         print(problem, file=sys.stderr)
     print(f"{len(error.problems)} problem(s); ruleset refused", file=sys.stderr)
-    return 1
+    return EXIT_FAILURE
 
 
 def _cmd_rules_validate(args: argparse.Namespace) -> int:
@@ -66,11 +87,28 @@ def _cmd_rules_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _rules_topic() -> RulesTopic:
+def _rules_topic(args: argparse.Namespace) -> RulesTopic:
     from app.rules_registry import RulesTopic
-    from app.settings import Settings
+    from app.settings import load_settings
 
-    return RulesTopic.from_settings(Settings())
+    return RulesTopic.from_settings(load_settings(), timeout=args.timeout)
+
+
+def _reach_broker(bootstrap: list[str], timeout: float) -> float:
+    """Wait for the broker at most ``timeout`` seconds; returns the seconds left of it.
+
+    The topic reader's consumer waits kafka-python's 30 s for an absent broker whatever
+    ``--timeout`` says; probing first makes ``--timeout`` the wait and the error one line.
+
+    Raises:
+        BrokerUnreachableError: no broker answered in time.
+
+    """
+    from app.admin import wait_for_broker
+
+    deadline = time.monotonic() + timeout
+    wait_for_broker(bootstrap, timeout)
+    return max(0.0, deadline - time.monotonic())
 
 
 def _live_ruleset(registry: Registry) -> Ruleset | None:
@@ -105,7 +143,7 @@ def _cmd_rules_deploy(args: argparse.Namespace) -> int:
         files, ruleset = compile_files(args.path)
     except RuleFileError as exc:
         return _print_problems(exc)
-    topic = _rules_topic()
+    topic = _rules_topic(args)
     registry = topic.read()
     if registry.live == ruleset.version:
         print(f"{ruleset.version} is already live on {topic.name}; nothing deployed")
@@ -127,7 +165,7 @@ def _cmd_rules_deploy(args: argparse.Namespace) -> int:
 def _cmd_rules_rollback(args: argparse.Namespace) -> int:
     from app.rules_registry import compile_bundle, whoami
 
-    topic = _rules_topic()
+    topic = _rules_topic(args)
     registry = topic.read()
     try:
         target = registry.rollback_target(args.to)
@@ -154,7 +192,7 @@ def _rule_ids(bundle: RulesetBundle) -> str:
 
 
 def _cmd_rules_list(args: argparse.Namespace) -> int:
-    topic = _rules_topic()
+    topic = _rules_topic(args)
     registry = topic.read()
     if registry.live is None:
         print(f"Nothing deployed on {topic.name}: workers run their bootstrap rules")
@@ -188,7 +226,7 @@ def _cmd_rules_diff(args: argparse.Namespace) -> int:
         _, ruleset = compile_files(args.path)
     except RuleFileError as exc:
         return _print_problems(exc)
-    topic = _rules_topic()
+    topic = _rules_topic(args)
     registry = topic.read()
     if registry.live is None:
         print(f"Nothing deployed on {topic.name} yet; every rule is new to the registry")
@@ -230,7 +268,7 @@ def _cmd_rules_schema(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from app.rules_registry import bootstrap_servers
-    from app.settings import Settings
+    from app.settings import load_settings
     from app.topic_reader import read_to_end
     from app.topics import TopicNames
     from rules.report import build_report, render_table, to_json
@@ -238,14 +276,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from schemas.conversions import Conversion
     from schemas.decisions import Decision
 
-    settings = Settings()
+    settings = load_settings()
     topics = TopicNames(settings.topic_prefix)
+    bootstrap = bootstrap_servers(settings.broker_url)
+    remaining = _reach_broker(bootstrap, args.timeout)
     decisions: list[Decision] = []
     conversions: list[Conversion] = []
     records = read_to_end(
-        bootstrap_servers(settings.broker_url),
+        bootstrap,
         [topics.decisions, topics.conversions],
-        timeout=args.timeout,
+        timeout=remaining,
         client_id="kairos-report",
     )
     for record in records:
@@ -264,20 +304,20 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     from app.backtest_kafka import TopicRangeSource
     from app.backtest_output import daily_csv, render_diff, render_table, rules_csv
     from app.rules_registry import bootstrap_servers
-    from app.settings import Settings
-    from app.topic_reader import TopicReadError
+    from app.settings import load_settings
     from app.topics import TopicNames
     from rules.backtest_diff import compare
 
     events: list[Path] | TopicRangeSource = args.events
     if args.from_kafka:
-        settings = Settings()
+        settings = load_settings()
+        bootstrap = bootstrap_servers(settings.broker_url)
         events = TopicRangeSource(
-            bootstrap_servers(settings.broker_url),
+            bootstrap,
             TopicNames(settings.topic_prefix),
             since=args.since,
             until=args.until,
-            timeout=args.timeout,
+            timeout=_reach_broker(bootstrap, args.timeout),
         )
     try:
         run = run_backtest(
@@ -290,9 +330,9 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         )
     except RuleFileError as exc:
         return _print_problems(exc)
-    except (BacktestInputError, TopicReadError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except BacktestInputError as exc:  # a missing --events file: the command line is wrong
+        print(f"kairos: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     report = run.base.report()
     diff = compare(run.base, run.other) if run.other is not None else None
     document = diff if diff is not None else report
@@ -329,10 +369,10 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
 def _cmd_topics_ensure(args: argparse.Namespace) -> int:
     from app.admin import ensure_topics
     from app.rules_registry import bootstrap_servers
-    from app.settings import Settings
+    from app.settings import load_settings
     from app.topics import TopicNames
 
-    settings = Settings()
+    settings = load_settings()
     created = ensure_topics(
         bootstrap_servers(settings.broker_url),
         TopicNames(settings.topic_prefix),
@@ -349,11 +389,11 @@ def _cmd_topics_ensure(args: argparse.Namespace) -> int:
 def _cmd_generate(args: argparse.Namespace) -> int:
     from app.generate import JsonlSink, KafkaSink, Pacing, Sink, now_start, run
     from app.rules_registry import bootstrap_servers
-    from app.settings import Settings
+    from app.settings import load_settings
     from app.synthetic import DEFAULT_START, SyntheticConfig
     from app.topics import TopicNames
 
-    settings = Settings()
+    settings = load_settings()
     topics = TopicNames(settings.topic_prefix)
     live = args.to_kafka and not args.rate
     config = SyntheticConfig(
@@ -365,7 +405,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     )
     sink: Sink
     if args.to_kafka:
-        sink = KafkaSink(bootstrap_servers(settings.broker_url), topics)
+        bootstrap = bootstrap_servers(settings.broker_url)
+        _reach_broker(bootstrap, args.timeout)
+        sink = KafkaSink(bootstrap, topics)
         where = f"Kafka at {settings.broker_url} (topics {settings.topic_prefix}.*)"
     else:
         sink = JsonlSink(args.out)
@@ -394,6 +436,7 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="kairos", description="Real-time event marketing for banks."
     )
+    root.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = root.add_subparsers(dest="command", required=True)
 
     worker = commands.add_parser("worker", help="run a worker (configured by KAIROS_* variables)")
@@ -439,6 +482,7 @@ def parser() -> argparse.ArgumentParser:
     deploy.add_argument("path", type=Path)
     deploy.add_argument("--comment", default="", help="why: kept in the deploy history")
     deploy.add_argument("--by", help="who deploys, for the history (default: user@host)")
+    _broker_timeout(deploy)
     deploy.set_defaults(handler=_cmd_rules_deploy)
 
     rollback = rules.add_parser(
@@ -446,18 +490,21 @@ def parser() -> argparse.ArgumentParser:
     )
     rollback.add_argument("--to", metavar="VERSION", help="any stored version instead")
     rollback.add_argument("--by", help="who rolls back, for the history (default: user@host)")
+    _broker_timeout(rollback)
     rollback.set_defaults(handler=_cmd_rules_rollback)
 
     listing = rules.add_parser("list", help="the live version and the deploy history")
+    _broker_timeout(listing)
     listing.set_defaults(handler=_cmd_rules_list)
 
     diff = rules.add_parser("diff", help="what deploying PATH would change, rule by rule")
     diff.add_argument("path", type=Path)
+    _broker_timeout(diff)
     diff.set_defaults(handler=_cmd_rules_diff)
 
     report = commands.add_parser(
         "report",
-        help="per rule: fired, sent by channel, suppressed by reason, held out, uplift (95% CI)",
+        help="per rule: fired, sent by channel, suppressed by reason, held out, uplift (95%% CI)",
     )
     report.add_argument("--json", action="store_true", help="JSON instead of a table")
     report.add_argument("--timeout", type=float, default=120.0, help="seconds to read the topics")
@@ -530,6 +577,9 @@ def parser() -> argparse.ArgumentParser:
         metavar="N",
         help="add one malformed message per N events (exercises the dead-letter path)",
     )
+    generate.add_argument(
+        "--timeout", type=float, default=30.0, help="--to-kafka: seconds to wait for the broker"
+    )
     generate.set_defaults(handler=_cmd_generate)
 
     topics = commands.add_parser("topics", help="topic administration").add_subparsers(
@@ -554,13 +604,55 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("kairos")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
+
+
+def _broker_timeout(command: argparse.ArgumentParser) -> None:
+    from app.rules_registry import READ_TIMEOUT_S
+
+    command.add_argument(
+        "--timeout",
+        type=float,
+        default=READ_TIMEOUT_S,
+        help=f"seconds to wait for the broker (default: {READ_TIMEOUT_S:g})",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; every failure becomes one line on stderr and an exit code.
+
+    Library failures that are not bugs (the broker, the file system) are caught here as a
+    last resort, so that a path no command anticipated still ends in one line, not in a
+    traceback that would bury the cause (and could print settings values).
+    """
+    from kafka.errors import KafkaError
+
     args = parser().parse_args(argv)
     try:
         code: int = args.handler(args)
+    except RuleFileError as exc:  # e.g. the worker's bootstrap rules: one line per problem
+        return _print_problems(exc)
+    except ConfigurationError as exc:
+        print(f"kairos: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KairosError as exc:
         print(f"kairos: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_FAILURE
+    except KafkaError as exc:
+        print(
+            f"kairos: the broker failed: {exc}; check KAIROS_BROKER_URL and that it is up",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    except OSError as exc:  # its text names the file: "[Errno 13] Permission denied: 'x'"
+        print(f"kairos: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     return code
 
 

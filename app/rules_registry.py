@@ -18,6 +18,7 @@ from __future__ import annotations
 import getpass
 import logging
 import socket
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -27,7 +28,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from pydantic import BaseModel, ValidationError
 
-from app.admin import ensure_topics
+from app.admin import TopicAdminError, ensure_topics, wait_for_broker
 from app.settings import Settings
 from app.topic_reader import TopicReadError, read_to_end
 from app.topics import TopicNames
@@ -41,7 +42,8 @@ log = logging.getLogger(__name__)
 
 LIVE_KEY = "live"
 BUNDLE_KEY_PREFIX = "bundle:"
-#: How long a full read of the rules topic may take before we call the broker unreachable.
+#: How long one registry operation (a read, or creating the topic and publishing) may take
+#: before we call the broker unreachable; the ``kairos rules`` commands' ``--timeout``.
 READ_TIMEOUT_S = 30.0
 #: Tansu holds every fetch open for max-wait even while data arrives; on Kafka it only bounds
 #: an idle fetch round, which costs nothing on a topic this small.
@@ -341,8 +343,10 @@ class RulesTopic:
         self.timeout = timeout
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> RulesTopic:
-        return cls(bootstrap_servers(settings.broker_url), TopicNames(settings.topic_prefix))
+    def from_settings(cls, settings: Settings, timeout: float = READ_TIMEOUT_S) -> RulesTopic:
+        return cls(
+            bootstrap_servers(settings.broker_url), TopicNames(settings.topic_prefix), timeout
+        )
 
     def _unreachable(self, exc: Exception) -> DeploymentError:
         return DeploymentError(
@@ -358,10 +362,15 @@ class RulesTopic:
 
         """
         registry = Registry()
+        deadline = time.monotonic() + self.timeout
         try:
-            for record in read_to_end(self.bootstrap, [self.name], self.timeout, "kairos-rules"):
+            # The reader's consumer would wait kafka-python's 30 s for an absent broker
+            # whatever our timeout; the probe makes that wait ours.
+            wait_for_broker(self.bootstrap, self.timeout)
+            remaining = max(0.0, deadline - time.monotonic())
+            for record in read_to_end(self.bootstrap, [self.name], remaining, "kairos-rules"):
                 registry.add(record.key, record.value)
-        except TopicReadError as exc:
+        except (TopicAdminError, TopicReadError) as exc:
             raise DeploymentError(f"rules topic {self.name}: {exc}") from exc
         if registry.live is None and not registry.bundles:
             log.info("Rules topic %s is empty or missing: nothing deployed", self.name)
@@ -379,10 +388,13 @@ class RulesTopic:
 
         """
         try:
-            if ensure_topics(self.bootstrap, self.topics, partitions=1, only={self.name}):
-                log.info("Created the rules topic %s (compacted, 1 partition)", self.name)
-        except KafkaError as exc:
-            raise self._unreachable(exc) from exc
+            created = ensure_topics(
+                self.bootstrap, self.topics, partitions=1, timeout=self.timeout, only={self.name}
+            )
+        except TopicAdminError as exc:
+            raise DeploymentError(f"rules topic {self.name}: {exc}") from exc
+        if created:
+            log.info("Created the rules topic %s (compacted, 1 partition)", self.name)
 
     def publish(self, *records: tuple[str, BaseModel]) -> None:
         """Write ``(key, record)`` pairs in order, each acknowledged before the next.
@@ -391,16 +403,21 @@ class RulesTopic:
         the bundle is acknowledged before the pointer is sent.
         """
         self.ensure()
+        timeout_ms = max(1, int(self.timeout * 1000))
         try:
             producer = KafkaProducer(
-                bootstrap_servers=self.bootstrap, client_id="kairos-rules", acks="all"
+                bootstrap_servers=self.bootstrap,
+                client_id="kairos-rules",
+                acks="all",
+                bootstrap_timeout_ms=timeout_ms,  # kafka-python waits 30 s and 60 s otherwise
+                max_block_ms=timeout_ms,
             )
         except KafkaError as exc:
             raise self._unreachable(exc) from exc
         try:
             for key, record in records:
                 producer.send(self.name, key=key.encode(), value=encode(record), partition=0).get(
-                    timeout=_SEND_TIMEOUT_S
+                    timeout=min(_SEND_TIMEOUT_S, self.timeout)
                 )
         except KafkaError as exc:
             raise self._unreachable(exc) from exc

@@ -1,16 +1,30 @@
 """The one typed settings object, read from ``KAIROS_*`` environment variables.
 
-Built once at start-up and passed explicitly; :func:`app.faust_app.faust_settings` is the
-single place it is translated into Faust's own configuration.
+Built once at start-up (:func:`load_settings`) and passed explicitly;
+:func:`app.faust_app.faust_settings` is the single place it is translated into Faust's own
+configuration.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, get_args, get_origin
 
-from pydantic import AwareDatetime, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    Field,
+    Secret,
+    SecretBytes,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+from schemas.errors import ConfigurationError
 
 #: A guessable token would expose personal data; 16 random characters is the floor.
 MIN_TOKEN_LENGTH = 16
@@ -129,7 +143,7 @@ class Settings(BaseSettings):
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < MIN_TOKEN_LENGTH:
             raise ValueError(
-                f"KAIROS_CUSTOMER_API_TOKEN must be at least {MIN_TOKEN_LENGTH} characters "
+                f"must be at least {MIN_TOKEN_LENGTH} characters "
                 "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
             )
         return value
@@ -142,3 +156,101 @@ class Settings(BaseSettings):
                 "embedded Tansu broker does not have; use at_least_once (the default) with it"
             )
         return self
+
+
+def load_settings() -> Settings:
+    """The settings from the environment, or one line saying which variable is wrong.
+
+    Every command builds its settings here, so an operator always gets the same answer:
+    the ``KAIROS_*`` variable to fix and why, never pydantic's report, which names the
+    Python field and echoes each input value (a customer API token included).
+
+    Raises:
+        ConfigurationError: a variable is invalid, or the variables contradict each other.
+
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        # ``from None``: the chained ValidationError carries every input value, secrets
+        # included, and would print them in any traceback that logs this error.
+        raise configuration_error(exc, Settings) from None
+    except SettingsError as exc:  # a value pydantic-settings could not even decode
+        raise ConfigurationError(f"settings: {exc}") from None
+
+
+def configuration_error(exc: ValidationError, model: type[BaseModel]) -> ConfigurationError:
+    """One line per the house rule: ``KAIROS_X: why; KAIROS_Y: why``, no input values.
+
+    Only pydantic's message is used, never its ``input``; a message that still contains the
+    text of a secret (a validator that quotes its value) is replaced whole rather than
+    edited, because a short secret could hide anywhere in the wording.
+    """
+    secrets = _secret_texts(exc, model)
+    parts = []
+    for error in exc.errors(include_url=False, include_context=False, include_input=False):
+        message = _without_prefix(error["msg"])
+        if any(secret in message for secret in secrets):
+            message = "invalid value (not shown: it is a secret)"
+        loc = error["loc"]
+        name = str(loc[0]) if loc else None
+        # A model-level error has no field; its message names the variables it is about.
+        parts.append(f"{env_name(model, name)}: {message}" if name else message)
+    return ConfigurationError("; ".join(parts))
+
+
+def env_name(model: type[BaseModel], field: str) -> str:
+    """The environment variable a field is read from (``partitions`` -> KAIROS_PARTITIONS)."""
+    info = model.model_fields.get(field)
+    if info is not None and isinstance(info.validation_alias, str):
+        return info.validation_alias.upper()
+    prefix = str(model.model_config.get("env_prefix", ""))
+    return f"{prefix}{field}".upper()
+
+
+def secret_fields(model: type[BaseModel]) -> frozenset[str]:
+    """Fields whose annotation is a pydantic secret, alone or inside ``| None``/``Annotated``.
+
+    Found from the annotations rather than listed, so a secret added later is protected
+    without anyone remembering to register it.
+    """
+    return frozenset(
+        name for name, info in model.model_fields.items() if _is_secret(info.annotation)
+    )
+
+
+def _is_secret(annotation: Any) -> bool:
+    kind = get_origin(annotation) or annotation  # ``Secret[int]`` is an alias of Secret
+    if isinstance(kind, type) and issubclass(kind, SecretStr | SecretBytes | Secret):
+        return True
+    return any(_is_secret(arg) for arg in get_args(annotation))
+
+
+def _secret_texts(exc: ValidationError, model: type[BaseModel]) -> set[str]:
+    """The raw text of every secret the failed validation was given."""
+    secret = secret_fields(model)
+    texts: set[str] = set()
+    for error in exc.errors(include_url=False, include_context=False):
+        loc, value = error["loc"], error.get("input")
+        if loc and loc[0] in secret:
+            texts.add(_text(value))
+        elif not loc and isinstance(value, Mapping):  # a model validator sees every input
+            texts.update(_text(value[name]) for name in secret if name in value)
+    texts.discard("")
+    return texts
+
+
+def _text(value: object) -> str:
+    if isinstance(value, SecretStr | SecretBytes | Secret):
+        value = value.get_secret_value()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return "" if value is None else str(value)
+
+
+def _without_prefix(message: str) -> str:
+    """Drop pydantic's "Value error, " before a validator's own sentence."""
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if message.startswith(prefix):
+            return message.removeprefix(prefix)
+    return message

@@ -1,9 +1,14 @@
 from __future__ import annotations
 
-import pytest
-from pydantic import ValidationError
+import os
+from typing import Annotated
 
-from app.settings import Settings
+import pytest
+from pydantic import Field, Secret, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.settings import Settings, configuration_error, env_name, load_settings, secret_fields
+from schemas.errors import ConfigurationError
 
 
 def test_exactly_once_is_refused_on_the_embedded_broker() -> None:
@@ -20,3 +25,63 @@ def test_settings_come_from_kairos_environment_variables(monkeypatch: pytest.Mon
     monkeypatch.setenv("KAIROS_PARTITIONS", "zero")
     with pytest.raises(ValidationError, match="partitions"):
         Settings()
+
+
+@pytest.fixture
+def no_kairos_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.upper().startswith("KAIROS_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.mark.usefixtures("no_kairos_environment")
+def test_load_settings_names_every_wrong_variable_on_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings() == Settings()
+    monkeypatch.setenv("KAIROS_PARTITIONS", "0")
+    monkeypatch.setenv("KAIROS_LOG_LEVEL", "loud")
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    assert str(caught.value) == (
+        "KAIROS_PARTITIONS: Input should be greater than or equal to 1; "
+        "KAIROS_LOG_LEVEL: Input should be 'debug', 'info', 'warning' or 'error'"
+    )
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+class _Vault(BaseSettings):
+    """Secrets in every shape an annotation can take, one validator that quotes its input."""
+
+    model_config = SettingsConfigDict(env_prefix="VAULT_")
+
+    password: SecretStr
+    pin: Annotated[SecretStr | None, Field(min_length=4)] = None
+    key: Secret[int] | None = None
+    colour: str = "blue"
+    size: int = 1
+
+    @field_validator("password")
+    @classmethod
+    def _careless(cls, value: SecretStr) -> SecretStr:
+        raise ValueError(f"{value.get_secret_value()!r} is a dictionary word")
+
+
+def test_secret_fields_are_found_from_their_annotations() -> None:
+    assert secret_fields(_Vault) == {"password", "pin", "key"}
+    assert secret_fields(Settings) == {"customer_api_token"}
+
+
+def test_a_secret_quoted_by_a_validator_is_not_repeated() -> None:
+    with pytest.raises(ValidationError) as caught:
+        _Vault(password="hunter2", pin="123", size="big")  # type: ignore[arg-type]
+    message = str(configuration_error(caught.value, _Vault))
+    assert "hunter2" not in message and "123" not in message and "big" not in message
+    parts = message.split("; ")
+    assert parts[0] == "VAULT_PASSWORD: invalid value (not shown: it is a secret)"
+    assert [part.split(":")[0] for part in parts] == ["VAULT_PASSWORD", "VAULT_PIN", "VAULT_SIZE"]
+
+
+def test_env_name_follows_the_prefix() -> None:
+    assert env_name(Settings, "customer_api_token") == "KAIROS_CUSTOMER_API_TOKEN"
+    assert env_name(_Vault, "pin") == "VAULT_PIN"
