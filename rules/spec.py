@@ -4,6 +4,10 @@ Unknown keys are rejected (``extra="forbid"``) because in a rule file a typo suc
 ``priorty`` silently changing nothing is worse than a refused deploy. The JSON Schema of
 this format (``rules/rule-file.schema.json``, generated from these models) lets editors
 autocomplete and flag typos before the file is ever validated.
+
+Every duration is at most ``rules.durations.MAX_DURATION``, and the ones that measure a wait
+or a window (``ttl``, ``within``, ``window``, ``bucket``) must be longer than 0s: a ``ttl``
+of 0s would load and then end every contact as "expired", without a word.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from rules.durations import Duration
+from rules.durations import Duration, PositiveDuration
 from rules.policy import PolicySpec
 from schemas.actions import Channel
 
@@ -67,10 +71,10 @@ class FeatureSpec(_Strict):
         description="Expression of the value aggregated (not needed for count and last_seen).",
     )
     when: Conditions = []
-    window: Duration | None = Field(
+    window: PositiveDuration | None = Field(
         default=None, description="Sliding event-time window; absent means all time."
     )
-    bucket: Duration | None = Field(
+    bucket: PositiveDuration | None = Field(
         default=None, description="Window granularity; by default about a sixteenth of it."
     )
 
@@ -91,7 +95,7 @@ class FeatureSpec(_Strict):
 class SequenceSpec(EventPattern):
     """``after``: the trigger counts only if this event happened before it, within a time."""
 
-    within: Duration
+    within: PositiveDuration
 
 
 class AbsenceSpec(_Strict):
@@ -101,14 +105,14 @@ class AbsenceSpec(_Strict):
     the exit to the entry (the *same* application completed, not any application).
     """
 
-    within: Duration
+    within: PositiveDuration
     events: Annotated[list[EventPattern], Field(min_length=1)]
 
 
 class GoalSpec(EventPattern):
     """The outcome a contact is meant to cause, for conversion and uplift reporting."""
 
-    within: Duration
+    within: PositiveDuration
 
 
 class RuleSpec(_Strict):
@@ -134,7 +138,7 @@ class RuleSpec(_Strict):
         description='Literals, or "{{ expression }}" to read event, profile, state, features.',
     )
     priority: int = Field(default=50, ge=0, le=100, description="Higher wins arbitration.")
-    ttl: Duration = Field(
+    ttl: PositiveDuration = Field(
         default=timedelta(hours=24),
         description="How long after the moment the contact still makes sense.",
     )

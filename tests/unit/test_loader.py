@@ -30,6 +30,10 @@ rules:
 """
 
 
+#: One valid rule in flow style; ``%s`` adds keys to it.
+_ONE = "rules:\n  - {id: x, version: 1, event: app_click, channels: [sms], template: t%s}\n"
+
+
 def test_the_example_pack_loads() -> None:
     ruleset = load_ruleset(EXAMPLE_RULES)
     assert {r.id for r in ruleset.rules} == {
@@ -81,6 +85,14 @@ def test_duplicate_rule_ids_across_files_are_refused(tmp_path: Path) -> None:
         ("rules: [\n", "YAML:"),
         ("- just a list\n", "must be a mapping with 'rules:', 'features:' or 'policy:'"),
         ("rules: []\nextra: 1\n", "unknown top-level key 'extra'"),
+        (_ONE % ", TTL: 1h", r"2:73: rule 'x': unknown key 'TTL' \(hint: did you mean 'ttl'\?\)"),
+        (_ONE % ", ~: 1", "2:73: rule 'x': unknown key 'None'"),
+        (_ONE % ", when: [{a: 1}]", "2:80: rule 'x', when.0: Input should be a valid string"),
+        (_ONE.replace("app_click", "[app_click]") % "", "2:32: rule 'x', event: Input should be"),
+        (_ONE % ", start_at: 2026-02-30", "2:83: YAML: cannot read '2026-02-30': day is out of"),
+        ("%YAML 1.1\n---\nrules: !!set x\n", "3:8: YAML: cannot read 'x': not a valid"),
+        ("rules: \x00\n", "1:8: YAML: character U[+]0000 is not allowed"),
+        ("policy:\n  rm_capacity: {daily_limit: 1, timezone: No/Where}\n", "2:3: policy: No time"),
     ],
 )
 def test_malformed_files(tmp_path: Path, text: str, message: str) -> None:
