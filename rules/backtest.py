@@ -126,7 +126,12 @@ class Backtest:
 
     def profile(self, profile: CustomerProfile) -> None:
         self._inputs["profiles"] += 1
-        for verdict in self.replay.profile(profile):
+        try:
+            verdicts = self.replay.profile(profile)
+        except Exception:  # the worker dead-letters it as processing_failed and goes on
+            self.reject("processing_failed")
+            return
+        for verdict in verdicts:
             self._count(verdict)
 
     def event(self, event: Event) -> None:
@@ -135,7 +140,12 @@ class Backtest:
             self._first = event.occurred_at
         if self._last is None or event.occurred_at > self._last:
             self._last = event.occurred_at
-        for verdict in self.replay.event(event):
+        try:
+            verdicts = self.replay.event(event)
+        except Exception:  # the worker dead-letters it as processing_failed and goes on
+            self.reject("processing_failed")
+            return
+        for verdict in verdicts:
             self._inputs["duplicates"] += verdict.duplicate
             self._inputs["late"] += verdict.late
             self._count(verdict)

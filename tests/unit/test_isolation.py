@@ -262,3 +262,25 @@ def test_an_rm_request_that_cannot_be_read_is_dead_lettered() -> None:
         InputMessage(TOPICS.rm_requests, 0, 1, b"rm:RM-1", b"{not json"), {}
     )
     assert _dead_letter(processed).error_type == "processing_failed"
+
+
+def test_the_backtest_counts_what_the_engine_cannot_decide_as_the_worker_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import rules.replay as replay_module
+    from rules.backtest import Backtest
+    from schemas.codec import decode_event
+
+    real_decide = replay_module.decide
+
+    def decide(event: Any, *args: Any, **kwargs: Any) -> Any:
+        if event.customer_id == "C-POISON":
+            raise RuntimeError("engine bug")
+        return real_decide(event, *args, **kwargs)
+
+    monkeypatch.setattr(replay_module, "decide", decide)
+    backtest = Backtest(load_ruleset(EXAMPLE_RULES))
+    backtest.event(decode_event(json.dumps(click("C-POISON")).encode()))
+    backtest.event(decode_event(json.dumps(click("C2")).encode()))
+    report = backtest.report()
+    assert report.inputs.rejected == {"processing_failed": 1}
