@@ -61,6 +61,7 @@ def test_the_expected_alerts_exist() -> None:
         "KairosRecoveryTooLong",
         "KairosDecisionLatencyHigh",
         "KairosRuleErrors",
+        "KairosUndecidableInput",
         "KairosRulesetRejected",
     }
 
