@@ -154,6 +154,7 @@ def test_a_dead_agent_makes_the_worker_unready_and_exit_non_zero_within_seconds(
     print(f"unready after {unready_after} s, exited after {exited_after} s")
     assert unready_after is not None, "/readyz stayed 200 after the agent died"
     assert exited_after is not None, f"the worker did not exit; log:\n{log[-3000:]}"
-    assert worker.exit_code == EXIT_AGENT_FAILED
+    # 1 when Faust's own crash path ends the process first, 70 when our deadline does
+    assert worker.exit_code in (1, EXIT_AGENT_FAILED)
     assert "injected agent failure" in log, "the worker says why it stopped"
     assert FATAL_KEY.decode() not in log, "but never which customer it was deciding"

@@ -90,7 +90,7 @@ POISON: list[tuple[str, bytes | None, bytes]] = [
     ("malformed_json", b"C1", b'{"event_type": "drop_off", "event_id": '),
     (
         "missing_field",
-        None,
+        b"C1",
         b'{"event_type":"drop_off","event_id":"e-1","occurred_at":"2026-11-02T10:00:00Z","flow":"f","step":3,"steps_total":5}',
     ),
     (
