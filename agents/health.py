@@ -16,6 +16,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -56,3 +57,15 @@ class AgentHealth:
         )
         logging.shutdown()
         os._exit(EXIT_AGENT_FAILED)
+
+
+def is_ready(app: Any, health: AgentHealth) -> bool:
+    """Agents alive, partitions assigned, state recovered: only then are decisions current.
+
+    ``app`` is the worker's ``faust.App``; its table manager's recovery says when the
+    state tables are restored.
+    """
+    if not health.alive:
+        return False
+    recovery = app.tables.recovery
+    return bool(recovery.completed.is_set() and not app.rebalancing)

@@ -14,24 +14,21 @@ import logging
 import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, cast
 
 import faust
 from faust.streams import Stream, _current_event
 from faust.types import StreamT
 
-from agents.health import AgentHealth
+from agents.clock import Clock, utc_now
+from agents.config import RuntimeConfig
+from agents.health import AgentHealth, is_ready
+from agents.metrics import Metrics
 from agents.processor import EventProcessor, InputMessage, Processed
 from agents.timer_scheduler import TimerIndex, tick_message
-from app.clock import Clock, utc_now
-from app.metrics import Metrics
-from app.settings import Settings
-from app.topics import TopicNames
-from app.web import is_ready
-from rules.engine import EngineOptions
 from rules.ruleset import Ruleset
 from schemas.actions import Channel
+from schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +188,7 @@ def _describe(messages: list[Any]) -> str:
 
 def install(
     app: faust.App,
-    settings: Settings,
+    config: RuntimeConfig,
     ruleset: Ruleset,
     metrics: Metrics,
     clock: Clock = utc_now,
@@ -199,22 +196,18 @@ def install(
 ) -> Pipeline:
     """Declare topics, the state table and the agent on ``app``."""
     health = health or AgentHealth()
-    topics = TopicNames(settings.topic_prefix)
-    options = EngineOptions(
-        allowed_lateness=timedelta(seconds=settings.allowed_lateness_s),
-        timer_grace=timedelta(seconds=settings.timer_grace_s),
-        max_future_skew=timedelta(seconds=settings.max_future_skew_s),
-    )
+    topics = config.topics
+    options = config.engine
     processor = EventProcessor(
-        topics, ruleset, metrics, clock, options, max_message_bytes=settings.max_message_bytes
+        topics, ruleset, metrics, clock, options, max_message_bytes=config.max_message_bytes
     )
     processor.swap_ruleset(ruleset)
     timer_index = TimerIndex(options.timer_grace)
 
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
-    inputs = app.topic(*topics.inputs, partitions=settings.partitions, **raw)
+    inputs = app.topic(*topics.inputs, partitions=config.partitions, **raw)
     outputs = {
-        name: app.topic(name, partitions=settings.partitions, **raw)
+        name: app.topic(name, partitions=config.partitions, **raw)
         for name in (
             *(topics.actions(c) for c in Channel),
             topics.decisions,
@@ -225,11 +218,11 @@ def install(
             topics.rm_replies,
         )
     }
-    rocksdb = {"block_cache_size": settings.rocksdb_block_cache_mb * 1024 * 1024}
+    rocksdb = {"block_cache_size": config.rocksdb_block_cache_bytes}
     state = app.Table(
         STATE_TABLE,
         default=None,
-        partitions=settings.partitions,
+        partitions=config.partitions,
         help="Per-customer state: profile, counters, recent event ids.",
         key_type=bytes,  # raw bytes: our codec, not faust's, owns the state encoding
         value_type=bytes,
@@ -243,7 +236,7 @@ def install(
     async def _decide_batches(stream: StreamT[bytes]) -> None:
         # StreamT does not declare take_events; Faust's Stream, which agents receive, does.
         batches = cast(Stream[bytes], stream).take_events(
-            settings.batch_max_messages, within=settings.batch_window_s
+            config.batch_max_messages, within=config.batch_window_s
         )
         async for events in batches:
             messages = [event.message for event in events]
@@ -270,13 +263,13 @@ def install(
     rm_counters = app.Table(
         RM_CAPACITY_TABLE,
         default=None,
-        partitions=settings.partitions,
+        partitions=config.partitions,
         help="RM contacts granted per RM (or branch) and working day.",
         key_type=bytes,
         value_type=bytes,
         options=dict(rocksdb),
     )
-    rm_requests = app.topic(topics.rm_requests, partitions=settings.partitions, **raw)
+    rm_requests = app.topic(topics.rm_requests, partitions=config.partitions, **raw)
 
     async def reserve_rm_capacity(stream: StreamT[bytes]) -> None:
         async with _stop_the_worker_if_this_fails(app, health, "reserve_rm_capacity"):
@@ -311,7 +304,7 @@ def install(
             await outputs[topics.timers].send(key=key, value=value)
         metrics.set_timers_pending(timer_index.pending_by_kind())
 
-    app.timer(settings.timer_check_interval_s, name="wake_customers_with_due_timers")(
+    app.timer(config.timer_check_interval_s, name="wake_customers_with_due_timers")(
         wake_customers_with_due_timers
     )
     return Pipeline(

@@ -20,9 +20,8 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from app.clock import Clock, utc_now
-from app.metrics import Metrics
-from app.topics import TopicNames
+from agents.clock import Clock, utc_now
+from agents.metrics import Metrics
 from rules.capacity import admits, counter_key, refusal
 from rules.engine import (
     EngineOptions,
@@ -40,6 +39,7 @@ from schemas.decisions import Outcome, Reason
 from schemas.errors import InvalidEventError, StateCorruptError
 from schemas.events import EVENT_TYPES
 from schemas.timers import TimerTick
+from schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
 

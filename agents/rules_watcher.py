@@ -20,12 +20,10 @@ import faust
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
+from agents.config import RULES_FETCH_MAX_WAIT_MS, RuntimeConfig
+from agents.metrics import Metrics
 from agents.processor import EventProcessor
-from app.metrics import Metrics
-from app.rules_registry import Registry, bootstrap_servers, compile_bundle
-from app.settings import Settings
-from app.topic_reader import FETCH_MAX_WAIT_MS
-from app.topics import TopicNames
+from app.rules_registry import Registry, compile_bundle
 from schemas.errors import DeploymentError, RuleFileError
 
 log = logging.getLogger(__name__)
@@ -72,7 +70,7 @@ class RulesWatcher:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+            fetch_max_wait_ms=RULES_FETCH_MAX_WAIT_MS,
         )
         await consumer.start()
         try:
@@ -125,15 +123,10 @@ class RulesWatcher:
 
 
 def install(
-    app: faust.App, settings: Settings, processor: EventProcessor, metrics: Metrics
+    app: faust.App, config: RuntimeConfig, processor: EventProcessor, metrics: Metrics
 ) -> RulesWatcher:
     """Run a :class:`RulesWatcher` as a Faust task: started with the app, cancelled with it."""
-    watcher = RulesWatcher(
-        bootstrap_servers(settings.broker_url),
-        TopicNames(settings.topic_prefix).rules,
-        processor,
-        metrics,
-    )
+    watcher = RulesWatcher(list(config.bootstrap), config.topics.rules, processor, metrics)
 
     async def follow_deployed_rules() -> None:
         await watcher.run()

@@ -17,8 +17,8 @@ from collections.abc import Collection, Sequence
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
-from app.topics import TopicNames
 from schemas.errors import ConfigurationError, KairosError
+from schemas.topics import TopicNames
 
 #: kafka-python's default per-request timeout; a shorter caller timeout lowers it.
 _MAX_REQUEST_TIMEOUT_S = 30.0

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from app.backtest import Kind
 from app.topic_reader import read_to_end
-from app.topics import TopicNames
+from schemas.topics import TopicNames
 
 
 def _millis(moment: datetime | None, default: int) -> int:

@@ -270,11 +270,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from app.rules_registry import bootstrap_servers
     from app.settings import load_settings
     from app.topic_reader import read_to_end
-    from app.topics import TopicNames
     from rules.report import build_report, render_table, to_json
     from schemas.codec import parse_as
     from schemas.conversions import Conversion
     from schemas.decisions import Decision
+    from schemas.topics import TopicNames
 
     settings = load_settings()
     topics = TopicNames(settings.topic_prefix)
@@ -305,8 +305,8 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     from app.backtest_output import daily_csv, render_diff, render_table, rules_csv
     from app.rules_registry import bootstrap_servers
     from app.settings import load_settings
-    from app.topics import TopicNames
     from rules.backtest_diff import compare
+    from schemas.topics import TopicNames
 
     events: list[Path] | TopicRangeSource = args.events
     if args.from_kafka:
@@ -370,7 +370,7 @@ def _cmd_topics_ensure(args: argparse.Namespace) -> int:
     from app.admin import ensure_topics
     from app.rules_registry import bootstrap_servers
     from app.settings import load_settings
-    from app.topics import TopicNames
+    from schemas.topics import TopicNames
 
     settings = load_settings()
     created = ensure_topics(
@@ -391,7 +391,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from app.rules_registry import bootstrap_servers
     from app.settings import load_settings
     from app.synthetic import DEFAULT_START, SyntheticConfig
-    from app.topics import TopicNames
+    from schemas.topics import TopicNames
 
     settings = load_settings()
     topics = TopicNames(settings.topic_prefix)

@@ -35,10 +35,10 @@ from app.synthetic import (
     poison_messages,
     traffic,
 )
-from app.topics import TopicNames
 from schemas.actions import Channel
 from schemas.codec import encode, encode_event
 from schemas.profile import CustomerProfile
+from schemas.topics import TopicNames
 
 PARTITIONS = 4
 _SUMMARY_EVERY_S = 10.0

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from app.synthetic import SyntheticConfig, SyntheticRecord, poison_messages, traffic
-from app.topics import TopicNames
 from schemas.codec import encode, encode_event
 from schemas.profile import CustomerProfile
+from schemas.topics import TopicNames
 
 #: Seconds between progress lines on stderr.
 PROGRESS_EVERY_S = 2.0

@@ -31,12 +31,12 @@ from pydantic import BaseModel, ValidationError
 from app.admin import TopicAdminError, ensure_topics, wait_for_broker
 from app.settings import Settings
 from app.topic_reader import TopicReadError, read_to_end
-from app.topics import TopicNames
 from rules.loader import compile_sources, load_ruleset, read_sources
 from rules.ruleset import CompiledRule, Ruleset
 from schemas.codec import encode
 from schemas.deployment import LivePointer, PointerAction, RulesetBundle
 from schemas.errors import DeploymentError, RollbackError, RuleFileError
+from schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
 

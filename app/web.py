@@ -23,8 +23,8 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import SecretStr
 
-from agents.health import AgentHealth
-from app.metrics import Metrics
+from agents.health import AgentHealth, is_ready
+from agents.metrics import Metrics
 from rules.ruleset import Ruleset
 from schemas.codec import decode_state
 
@@ -32,14 +32,6 @@ log = logging.getLogger(__name__)
 
 #: Seconds a client should wait before retrying while partitions move between workers.
 RETRY_AFTER_S = 2
-
-
-def is_ready(app: faust.App, health: AgentHealth) -> bool:
-    """Agents alive, partitions assigned, state recovered: only then are decisions current."""
-    if not health.alive:
-        return False
-    recovery = app.tables.recovery  # type: ignore[attr-defined]  # TableManager, not the ABC
-    return bool(recovery.completed.is_set() and not app.rebalancing)
 
 
 def bearer_token_matches(header: str | None, token: SecretStr) -> bool:

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import faust
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 
+from agents.clock import Clock, utc_now, warped
+from agents.config import RuntimeConfig
 from agents.health import AgentHealth
+from agents.metrics import Metrics
 from app import web
-from app.clock import clock_from
 from app.faust_app import create_app
 from app.lag import ConsumerLagProbe
-from app.metrics import Metrics
 from app.rules_registry import bootstrap_servers, startup_ruleset
 from app.settings import Settings
-from app.topics import TopicNames
 from app.worker_gauges import WorkerGauges, rocksdb_sizes
+from rules.engine import EngineOptions
+from schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
 _LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
@@ -38,8 +41,9 @@ def build(settings: Settings) -> tuple[faust.App, Metrics]:
     # under one fixed prefix so dashboards do not depend on the app id.
     app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(metrics.registry, "kairos_faust"))
     health = AgentHealth()
-    installed = pipeline.install(app, settings, ruleset, metrics, clock_from(settings), health)
-    rules_watcher.install(app, settings, installed.processor, metrics)
+    config = runtime_config(settings)
+    installed = pipeline.install(app, config, ruleset, metrics, clock_from(settings), health)
+    rules_watcher.install(app, config, installed.processor, metrics)
     _install_worker_gauges(app, settings, metrics)
     web.install(
         app,
@@ -50,6 +54,32 @@ def build(settings: Settings) -> tuple[faust.App, Metrics]:
         health=health,
     )
     return app, metrics
+
+
+def runtime_config(settings: Settings) -> RuntimeConfig:
+    """The part of the settings the Faust runtime needs: the one translation of it."""
+    return RuntimeConfig(
+        topics=TopicNames(settings.topic_prefix),
+        partitions=settings.partitions,
+        bootstrap=tuple(bootstrap_servers(settings.broker_url)),
+        engine=EngineOptions(
+            allowed_lateness=timedelta(seconds=settings.allowed_lateness_s),
+            timer_grace=timedelta(seconds=settings.timer_grace_s),
+            max_future_skew=timedelta(seconds=settings.max_future_skew_s),
+        ),
+        max_message_bytes=settings.max_message_bytes,
+        rocksdb_block_cache_bytes=settings.rocksdb_block_cache_mb * 1024 * 1024,
+        batch_max_messages=settings.batch_max_messages,
+        batch_window_s=settings.batch_window_s,
+        timer_check_interval_s=settings.timer_check_interval_s,
+    )
+
+
+def clock_from(settings: Settings) -> Clock:
+    """Real time unless the settings ask for the demo's simulation clock."""
+    if settings.clock_origin is None:
+        return utc_now
+    return warped(settings.clock_origin, settings.clock_wall_origin, settings.clock_speed)
 
 
 def _install_worker_gauges(app: faust.App, settings: Settings, metrics: Metrics) -> None:

@@ -23,7 +23,7 @@ restart with the worker left running (Tansu on S3 storage served by ``moto``, so
 survives); poison messages among good traffic; a rule deploy that fails validation during
 traffic (CLI) and a broken bundle published past the CLI; late, out-of-order and
 re-delivered events; producer clock jumps (event times hours ahead and behind: the worker's
-own clock is real UTC time and cannot be moved while it runs, see ``app/clock.py``).
+own clock is real UTC time and cannot be moved while it runs, see ``agents/clock.py``).
 
 Run from the repository root::
 
@@ -64,10 +64,10 @@ from app.broker import EmbeddedBroker, free_port
 from app.processes import WorkerProcess, terminate
 from app.rules_registry import RulesTopic, bootstrap_servers
 from app.tansu_compat import FETCH_MAX_WAIT_MS
-from app.topics import TopicNames
 from rules.ruleset import Ruleset
 from schemas.actions import Channel, derive_action_id
 from schemas.errors import BrokerError
+from schemas.topics import TopicNames
 from tests.factories import click, profile, transaction
 from tests.rulesets import BROKEN_RULE, IMMEDIATE_RULES, broken_bundle, ruleset_from
 
@@ -996,7 +996,7 @@ def late_events(broker: EmbeddedBroker, work: Path, size: Size, seed: int = 7) -
 def clock_jumps(broker: EmbeddedBroker, work: Path, size: Size, jump: timedelta) -> Row:
     """Producers whose clocks jump: a stretch of events stamped ``jump`` ahead, then behind.
 
-    The worker's decision clock is real UTC (``app.clock.utc_now``; the simulation clock
+    The worker's decision clock is real UTC (``agents.clock.utc_now``; the simulation clock
     of ``KAIROS_CLOCK_ORIGIN`` is fixed at start-up), so a jump of the worker's own clock
     cannot be injected into a running worker: what is jumped is the event time, the clock
     every window, watermark and expiry is measured against.

@@ -59,10 +59,10 @@ from app.processes import WorkerProcess
 from app.settings import EXAMPLE_RULES
 from app.synthetic import SyntheticConfig, traffic
 from app.tansu_compat import FETCH_MAX_WAIT_MS
-from app.topics import TopicNames
 from schemas.actions import Channel
 from schemas.codec import encode, encode_event
 from schemas.profile import CustomerProfile
+from schemas.topics import TopicNames
 from tests.rulesets import IMMEDIATE_RULES
 
 PARTITIONS = 4

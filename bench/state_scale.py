@@ -77,20 +77,21 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.partitioner.default import murmur2
 
 from agents import pipeline
+from agents.metrics import Metrics
 from app.admin import ensure_topics
 from app.broker import EmbeddedBroker, free_port
 from app.faust_app import create_app
-from app.metrics import Metrics
 from app.processes import WorkerProcess
 from app.settings import EXAMPLE_RULES, Settings
 from app.synthetic import SyntheticConfig, traffic
-from app.topics import TopicNames
+from app.worker import runtime_config
 from rules.loader import load_ruleset
 from rules.replay import Replay
 from schemas.codec import encode_state
 from schemas.decisions import Decision
 from schemas.profile import CustomerProfile
 from schemas.state import CustomerState
+from schemas.topics import TopicNames
 
 REPO = Path(__file__).resolve().parent.parent
 PREFIX = "scale"
@@ -192,7 +193,8 @@ class Table:
 def worker_table(settings: Settings) -> Table:
     """Ask the worker's Faust app (not a copy of its conventions) for names and paths."""
     app = create_app(settings)
-    installed = pipeline.install(app, settings, load_ruleset(EXAMPLE_RULES), Metrics())
+    config = runtime_config(settings)
+    installed = pipeline.install(app, config, load_ruleset(EXAMPLE_RULES), Metrics())
     table = installed.state
     partitions = int(table.partitions)
     return Table(

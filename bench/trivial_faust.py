@@ -16,7 +16,7 @@ from faust.types import StreamT
 
 from app.faust_app import create_app
 from app.settings import Settings
-from app.topics import TopicNames
+from schemas.topics import TopicNames
 
 
 def build(settings: Settings) -> faust.App:

@@ -22,7 +22,7 @@ from app.admin import ensure_topics
 from app.broker import EmbeddedBroker, free_port
 from app.processes import WorkerProcess
 from app.settings import EXAMPLE_RULES
-from app.topics import TopicNames
+from schemas.topics import TopicNames
 
 PARTITIONS = 4
 _counter = itertools.count()

@@ -15,8 +15,8 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from app.cli import main
 from app.lag import ConsumerLagProbe, LagByPartition
-from app.topics import TopicNames
 from schemas.actions import Channel
+from schemas.topics import TopicNames
 from tests.factories import click, drop_off, profile
 from tests.integration.http import get
 from tests.rulesets import IMMEDIATE_RULES

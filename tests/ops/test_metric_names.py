@@ -1,7 +1,7 @@
 """Every metric the alerts and the dashboard use is one the worker exports.
 
 The exported names come from the code, never from a list kept in this test: a metric
-renamed in ``app/metrics.py`` makes this fail until ``ops/`` follows.
+renamed in ``agents/metrics.py`` makes this fail until ``ops/`` follows.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from faust.sensors.prometheus import FaustMetrics
 from prometheus_client import CollectorRegistry
 
-from app.metrics import Metrics
+from agents.metrics import Metrics
 from tests.ops.metric_refs import family_name, referenced_metrics
 
 #: Faust's own PrometheusMonitor metrics, registered by the worker under this prefix
@@ -62,8 +62,8 @@ def test_every_referenced_metric_is_exported() -> None:
     }
     assert referenced, "no kairos_* metric found in ops/: is the extractor broken?"
     missing = _unexported(referenced, exported_names(Metrics().registry))
-    assert not missing, "referenced in ops/ but not exported by app.metrics.Metrics:\n" + "\n".join(
-        missing
+    assert not missing, (
+        "referenced in ops/ but not exported by agents.metrics.Metrics:\n" + "\n".join(missing)
     )
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
+from agents.metrics import Metrics
 from agents.pipeline import BatchView
 from agents.processor import EventProcessor, InputMessage
-from app.metrics import Metrics
-from app.topics import TopicNames
+from schemas.topics import TopicNames
 from tests.factories import drop_off, profile
 from tests.rulesets import IMMEDIATE_RULES, ruleset_from
 

@@ -20,14 +20,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import agents.processor as processor_module
+from agents.metrics import Metrics
 from agents.processor import EventProcessor, InputMessage
-from app.metrics import Metrics
 from app.settings import EXAMPLE_RULES
-from app.topics import TopicNames
 from rules.loader import load_ruleset
 from schemas.codec import decode_state, encode_state
 from schemas.dead_letter import DeadLetter
 from schemas.state import CustomerState
+from schemas.topics import TopicNames
 from tests.factories import click, drop_off, profile, transaction
 from tests.rulesets import ruleset_from
 from tests.schema_strategies import messages_of, to_json, variations_of

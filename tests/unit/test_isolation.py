@@ -14,15 +14,15 @@ from typing import Any
 import pytest
 
 import agents.processor as processor_module
+from agents.metrics import Metrics
 from agents.processor import EventProcessor, InputMessage, Processed
-from app.metrics import Metrics
 from app.settings import EXAMPLE_RULES
-from app.topics import TopicNames
 from rules.loader import load_ruleset
 from rules.ruleset import Ruleset
 from schemas.codec import decode_state
 from schemas.dead_letter import DeadLetter
 from schemas.decisions import Decision
+from schemas.topics import TopicNames
 from tests.factories import click, profile, transaction
 from tests.rulesets import ruleset_from
 

@@ -3,12 +3,12 @@ from __future__ import annotations
 import base64
 import json
 
+from agents.metrics import Metrics
 from agents.processor import EventProcessor, InputMessage
-from app.metrics import Metrics
-from app.topics import TopicNames
 from schemas.actions import Channel
 from schemas.codec import decode_state
 from schemas.state import RECENT_DECISIONS
+from schemas.topics import TopicNames
 from tests.factories import drop_off, profile
 from tests.rulesets import IMMEDIATE_RULES, ruleset_from
 

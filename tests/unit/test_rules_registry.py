@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from agents.metrics import Metrics
 from agents.rules_watcher import RulesWatcher
-from app.metrics import Metrics
 from app.rules_registry import (
     LIVE_KEY,
     Registry,

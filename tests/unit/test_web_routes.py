@@ -20,9 +20,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
 from agents.health import AgentHealth
+from agents.metrics import Metrics
 from app import web
 from app.faust_app import create_app
-from app.metrics import Metrics
 from app.settings import EXAMPLE_RULES, Settings
 from rules.loader import load_ruleset
 from schemas.codec import encode_state

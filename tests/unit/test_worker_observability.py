@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from agents.metrics import Metrics
 from agents.timer_scheduler import TimerIndex
-from app.metrics import Metrics
 from app.settings import Settings
 from app.web import bearer_token_matches
 from app.worker_gauges import StoreSize, WorkerGauges

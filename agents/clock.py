@@ -11,8 +11,6 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from app.settings import Settings
-
 Clock = Callable[[], datetime]
 
 
@@ -27,10 +25,3 @@ def warped(origin: datetime, wall_origin: float, speed: float) -> Clock:
         return origin + timedelta(seconds=(time.time() - wall_origin) * speed)
 
     return now
-
-
-def clock_from(settings: Settings) -> Clock:
-    """Real time unless the settings ask for a simulation clock."""
-    if settings.clock_origin is None:
-        return utc_now
-    return warped(settings.clock_origin, settings.clock_wall_origin, settings.clock_speed)
