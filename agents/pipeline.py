@@ -11,20 +11,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import weakref
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
-from faust.streams import Stream, _current_event
+from faust.streams import Stream
 from faust.types import StreamT
 
+from agents.checkpoint import Checkpoint, bind_current_event
 from agents.clock import Clock, utc_now
 from agents.config import RuntimeConfig
 from agents.health import AgentHealth, is_ready
 from agents.metrics import Metrics
-from agents.processor import EventProcessor, InputMessage, Processed
+from agents.processor import EventProcessor, InputMessage
 from agents.timer_scheduler import TimerIndex, tick_message
 from rules.ruleset import Ruleset
 from schemas.actions import Channel
@@ -48,65 +48,6 @@ class Pipeline:
     health: AgentHealth
 
 
-_SLOW_ACK_S = 5.0
-
-
-async def _acknowledged(deliveries: list[Any], what: str) -> None:
-    """Wait for the broker to acknowledge outputs, saying so if it takes unusually long."""
-    pending = asyncio.ensure_future(asyncio.gather(*deliveries))
-    waited = 0.0
-    while True:
-        done, _ = await asyncio.wait({pending}, timeout=_SLOW_ACK_S)
-        if done:
-            pending.result()
-            return
-        waited += _SLOW_ACK_S
-        log.warning(
-            "Still waiting after %.0fs for the broker to acknowledge %d output(s) of %s",
-            waited,
-            len(deliveries),
-            what,
-        )
-
-
-class BatchView(Mapping[bytes, bytes]):
-    """The state table as one batch sees it: what earlier messages of the batch staged first.
-
-    Nothing reaches the table until the whole batch's outputs are acknowledged; until then a
-    customer's second event in the batch must still see the state its first event left.
-    """
-
-    def __init__(self, table: Any) -> None:
-        self.table = table
-        self.staged: dict[bytes, bytes] = {}
-        #: The Faust event that staged each key: its partition is where the write belongs.
-        self.origins: dict[bytes, Any] = {}
-
-    def stage(self, processed: Processed, origin: Any = None) -> None:
-        if processed.state is not None:
-            key, value = processed.state
-            self.staged[key] = value
-            self.origins[key] = origin
-
-    def __getitem__(self, key: bytes) -> bytes:
-        if key in self.staged:
-            return self.staged[key]
-        value = self.table.get(key)
-        if value is None:
-            raise KeyError(key)
-        return bytes(value)
-
-    def get(self, key: bytes, default: Any = None) -> Any:
-        staged = self.staged.get(key)
-        return staged if staged is not None else self.table.get(key, default)
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter({*self.staged, *self.table.keys()})
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-
 def _as_input(message: Any) -> InputMessage:
     return InputMessage(
         topic=message.topic,
@@ -116,40 +57,6 @@ def _as_input(message: Any) -> InputMessage:
         value=message.value,
         timestamp=message.timestamp,
     )
-
-
-async def _deliver_then_store(
-    batch: list[Processed],
-    view: BatchView,
-    outputs: Mapping[str, Any],
-    what: str,
-) -> None:
-    """Produce the batch's outputs, wait once for the broker's acknowledgements, then store.
-
-    A crash in between re-processes the batch with the same deterministic ids, so no contact
-    is lost; a state that remembers a message implies its outputs were delivered. One write
-    per customer per batch: the last state its messages left.
-    """
-    deliveries = [
-        await outputs[output.topic].send(key=output.key, value=output.value)
-        for processed in batch
-        for output in processed.outputs
-    ]
-    if deliveries:
-        await _acknowledged(deliveries, what)
-    for key, value in view.staged.items():
-        _bind_current_event(view.origins[key])  # the key's own partition, as above
-        view.table[key] = value
-
-
-def _bind_current_event(event: Any) -> None:
-    """Make ``event`` Faust's current event in this task only.
-
-    Only the context variable, which is per task: ``Stream._set_current_event`` would also
-    change the stream's ``current_event``, which ``take_events`` reads from another task to
-    know which event to acknowledge.
-    """
-    _current_event.set(weakref.ref(event))
 
 
 @contextlib.asynccontextmanager
@@ -239,18 +146,16 @@ def install(
             config.batch_max_messages, within=config.batch_window_s
         )
         async for events in batches:
-            messages = [event.message for event in events]
-            view = BatchView(state)
-            batch = []
+            checkpoint = Checkpoint(state, outputs, _describe([e.message for e in events]))
             for event in events:
                 # Faust's RocksDB store reads (and writes) the partition of the current event:
                 # in a batch that must be each message's own, not the batch's last.
-                _bind_current_event(event)
-                processed = processor.process(_as_input(event.message), view)
-                view.stage(processed, event)
-                batch.append(processed)
-            await _deliver_then_store(batch, view, outputs, _describe(messages))
-            for processed in batch:
+                bind_current_event(event)
+                checkpoint.stage(
+                    processor.process(_as_input(event.message), checkpoint.view), event
+                )
+            await checkpoint.complete()
+            for processed in checkpoint.processed:
                 processor.observe_latency(processed)
                 if processed.timers is not None:
                     timers = processed.timers
@@ -274,11 +179,11 @@ def install(
     async def reserve_rm_capacity(stream: StreamT[bytes]) -> None:
         async with _stop_the_worker_if_this_fails(app, health, "reserve_rm_capacity"):
             async for event in stream.events():
-                message = event.message
-                view = BatchView(rm_counters)
-                processed = processor.process_rm_request(_as_input(message), view)
-                view.stage(processed, event)
-                await _deliver_then_store([processed], view, outputs, _describe([message]))
+                checkpoint = Checkpoint(rm_counters, outputs, _describe([event.message]))
+                checkpoint.stage(
+                    processor.process_rm_request(_as_input(event.message), checkpoint.view), event
+                )
+                await checkpoint.complete()
 
     app.agent(rm_requests, name="reserve_rm_capacity", concurrency=1)(reserve_rm_capacity)
 

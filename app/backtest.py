@@ -20,7 +20,7 @@ from typing import IO, Literal, Protocol
 from app.progress import ProgressBar
 from rules.backtest import Backtest
 from rules.engine import EngineOptions
-from rules.loader import load_ruleset
+from rules.language.loader import load_ruleset
 from schemas.codec import decode_event, decode_profile
 from schemas.errors import InvalidEventError, KairosError
 

@@ -70,7 +70,7 @@ def _print_problems(error: RuleFileError) -> int:
 
 
 def _cmd_rules_validate(args: argparse.Namespace) -> int:
-    from rules.loader import load_ruleset
+    from rules.language.loader import load_ruleset
 
     try:
         ruleset = load_ruleset(args.path)
@@ -239,7 +239,7 @@ def _cmd_rules_diff(args: argparse.Namespace) -> int:
 
 def _cmd_rules_test(args: argparse.Namespace) -> int:
     import rules.testing as rule_testing
-    from rules.loader import load_ruleset
+    from rules.language.loader import load_ruleset
 
     try:
         ruleset = load_ruleset(args.path)
@@ -260,7 +260,7 @@ def _cmd_rules_test(args: argparse.Namespace) -> int:
 
 
 def _cmd_rules_schema(args: argparse.Namespace) -> int:
-    from rules.file_schema import write
+    from rules.language.file_schema import write
 
     print(write())
     return 0

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ValidationError
 from app.admin import TopicAdminError, ensure_topics, wait_for_broker
 from app.settings import Settings
 from app.topic_reader import TopicReadError, read_to_end
-from rules.loader import compile_sources, load_ruleset, read_sources
+from rules.language.loader import compile_sources, load_ruleset, read_sources
 from rules.ruleset import CompiledRule, Ruleset
 from schemas.codec import encode
 from schemas.deployment import LivePointer, PointerAction, RulesetBundle
@@ -81,7 +81,7 @@ def whoami() -> str:
 
 
 def relative_names(root: Path, sources: Mapping[str, str]) -> dict[str, str]:
-    """Re-key ``rules.loader.read_sources`` output by file name relative to ``root``.
+    """Re-key ``rules.language.loader.read_sources`` output by file name relative to ``root``.
 
     A bundle must not carry the deploying laptop's directory layout: problem messages on a
     worker then name ``loans/dropoff.yaml``, which ops recognise, not ``/home/jane/...``.

@@ -1,6 +1,6 @@
 """Benchmark of rule-expression engines on Kairos' own rule conditions (ADR 0001).
 
-Compares the hand-written whitelisted-AST compiler in ``rules/expressions.py`` with
+Compares the hand-written whitelisted-AST compiler in ``rules/language/expressions.py`` with
 ``simpleeval``, ``cel-python`` (interpreted and transpiled runners) and GoRules
 ``zen-engine`` on eight conditions of the kind marketing ops write, over one realistic
 drop-off, transaction and app click with the customer's profile, state and features.
@@ -272,7 +272,7 @@ def plain(value: Any) -> Any:
 def plain_roots(sample: Sample) -> dict[str, Any]:
     """The roots a rule reads, as dicts; ``state`` only with the fields rule_scope exposes."""
     kairos_path()
-    from rules.scope import rule_scope
+    from rules.language.scope import rule_scope
 
     visible = rule_scope(sample.event_type)["state"].fields or {}
     state = {name: plain(getattr(sample.state, name)) for name in visible}
@@ -326,8 +326,9 @@ def kairos_engine() -> Engine | None:
     """The hand-written compiler, reading the pydantic models directly."""
     kairos_path()
     try:
-        from rules.expressions import NUMBER, ExpressionError, FieldType, compile_expression
-        from rules.scope import rule_scope
+        from rules.language.expression_types import NUMBER, ExpressionError, FieldType
+        from rules.language.expressions import compile_expression
+        from rules.language.scope import rule_scope
     except ImportError:
         return None
 

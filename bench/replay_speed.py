@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app.settings import EXAMPLE_RULES
 from app.synthetic import SyntheticConfig, traffic
 from rules.engine import Verdict
-from rules.loader import compile_sources, load_ruleset
+from rules.language.loader import compile_sources, load_ruleset
 from rules.replay import Replay
 from rules.ruleset import Ruleset
 from schemas.codec import decode_event, encode, encode_event

@@ -81,7 +81,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from app.synthetic import FUNNELS, SCREENS, SyntheticConfig, traffic  # noqa: E402
-from rules.loader import compile_sources  # noqa: E402
+from rules.language.loader import compile_sources  # noqa: E402
 from rules.replay import Replay  # noqa: E402
 from rules.ruleset import Ruleset  # noqa: E402
 from schemas.events import Event  # noqa: E402

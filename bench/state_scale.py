@@ -85,7 +85,7 @@ from app.processes import WorkerProcess
 from app.settings import EXAMPLE_RULES, Settings
 from app.synthetic import SyntheticConfig, traffic
 from app.worker import runtime_config
-from rules.loader import load_ruleset
+from rules.language.loader import load_ruleset
 from rules.replay import Replay
 from schemas.codec import encode_state
 from schemas.decisions import Decision

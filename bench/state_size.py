@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.settings import EXAMPLE_RULES
 from app.synthetic import SyntheticConfig, traffic
-from rules.loader import load_ruleset
+from rules.language.loader import load_ruleset
 from rules.replay import Replay
 from schemas.codec import encode, encode_state
 from schemas.decisions import Decision

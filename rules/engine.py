@@ -26,8 +26,8 @@ from zoneinfo import ZoneInfo
 from pydantic_core import TzInfo
 
 from rules.consent import channel_consented, choose_channel
-from rules.expressions import read_field
 from rules.features import FeatureView
+from rules.language.expressions import read_field
 from rules.policy import remember_contact
 from rules.ruleset import CompiledPattern, CompiledRule, Ruleset
 from rules.state_update import apply_profile, event_fingerprint, event_update, evolve, new_state

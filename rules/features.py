@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from rules.expressions import (
+from rules.language.expression_types import (
     ANY,
     DATETIME,
     NUMBER,
@@ -28,7 +28,7 @@ from rules.expressions import (
     Context,
     FieldType,
 )
-from rules.spec import FeatureSpec
+from rules.language.spec import FeatureSpec
 from rules.state_update import evolve
 from schemas.state import DISTINCT_VALUES_PER_BUCKET, FeatureState
 

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
-from rules.durations import DURATION_PATTERN, Duration, parse_duration
+from rules.language.durations import DURATION_PATTERN, Duration, parse_duration
 from schemas.actions import Channel
 from schemas.state import ContactRecord
 

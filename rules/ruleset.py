@@ -16,11 +16,11 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
-from rules.expressions import CompiledExpression
 from rules.features import CompiledFeature
-from rules.params import Renderer
+from rules.language.expression_types import CompiledExpression
+from rules.language.params import Renderer
+from rules.language.spec import RuleSpec
 from rules.policy import Policy, PolicySpec
-from rules.spec import RuleSpec
 from schemas.actions import Channel
 
 

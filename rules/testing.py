@@ -31,7 +31,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
 from rules.engine import EngineOptions, Verdict
-from rules.loader import plain_yaml
+from rules.language.yaml_reader import plain_yaml
 from rules.replay import Replay
 from rules.ruleset import Ruleset
 from schemas.codec import EVENT_ADAPTER

@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 from datetime import UTC, datetime
 
-from rules.loader import compile_sources
+from rules.language.loader import compile_sources
 from rules.ruleset import Ruleset
 from schemas.deployment import RulesetBundle
 

@@ -1,4 +1,4 @@
-"""The JSON Schema of the rule-file format, generated from :mod:`rules.spec`.
+"""The JSON Schema of the rule-file format, generated from :mod:`rules.language.spec`.
 
 Checked in as ``rules/rule-file.schema.json`` so editors (VS Code's YAML extension, JetBrains)
 autocomplete keys and flag typos as marketing ops type; a test fails when it drifts from the
@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rules.spec import RuleFile
+from rules.language.spec import RuleFile
 
-SCHEMA_PATH = Path(__file__).parent / "rule-file.schema.json"
+SCHEMA_PATH = Path(__file__).parent.parent / "rule-file.schema.json"
 
 
 def generate() -> str:

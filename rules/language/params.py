@@ -18,7 +18,8 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from rules.expressions import CompiledExpression, Context, FieldType, compile_expression
+from rules.language.expression_types import CompiledExpression, Context, FieldType
+from rules.language.expressions import compile_expression
 from schemas.errors import RuleError
 
 #: One rendered value, in UTF-8 bytes (JSON for lists and mappings): a push or SMS text is a

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from rules.expressions import ANY, BOOL, DATETIME, LIST, NUMBER, STRING, FieldType
+from rules.language.expression_types import ANY, BOOL, DATETIME, LIST, NUMBER, STRING, FieldType
 from schemas.events import EVENT_MODELS
 from schemas.profile import CustomerProfile
 from schemas.state import CustomerState

@@ -5,9 +5,9 @@ Unknown keys are rejected (``extra="forbid"``) because in a rule file a typo suc
 this format (``rules/rule-file.schema.json``, generated from these models) lets editors
 autocomplete and flag typos before the file is ever validated.
 
-Every duration is at most ``rules.durations.MAX_DURATION``, and the ones that measure a wait
-or a window (``ttl``, ``within``, ``window``, ``bucket``) must be longer than 0s: a ``ttl``
-of 0s would load and then end every contact as "expired", without a word.
+Every duration is at most ``rules.language.durations.MAX_DURATION``, and the ones that
+measure a wait or a window (``ttl``, ``within``, ``window``, ``bucket``) must be longer than
+0s: a ``ttl`` of 0s would load and then end every contact as "expired", without a word.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from rules.durations import Duration, PositiveDuration
+from rules.language.durations import Duration, PositiveDuration
 from rules.policy import PolicySpec
 from schemas.actions import Channel
 

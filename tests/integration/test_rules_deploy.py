@@ -12,7 +12,7 @@ import pytest
 from app.cli import main
 from app.rules_registry import RulesTopic, bootstrap_servers
 from app.settings import EXAMPLE_RULES
-from rules.loader import load_ruleset
+from rules.language.loader import load_ruleset
 from schemas.actions import Channel
 from tests.factories import click, daytime_zone, profile
 from tests.rulesets import BROKEN_RULE, broken_bundle

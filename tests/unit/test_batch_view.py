@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from agents.checkpoint import BatchView
 from agents.metrics import Metrics
-from agents.pipeline import BatchView
 from agents.processor import EventProcessor, InputMessage
 from schemas.topics import TopicNames
 from tests.factories import drop_off, profile

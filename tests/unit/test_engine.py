@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from rules.engine import apply_profile_update, decide
-from rules.loader import load_ruleset
+from rules.language.loader import load_ruleset
 from rules.ruleset import Ruleset
 from schemas.actions import Channel
 from schemas.codec import decode_event, decode_profile

@@ -23,7 +23,7 @@ import agents.processor as processor_module
 from agents.metrics import Metrics
 from agents.processor import EventProcessor, InputMessage
 from app.settings import EXAMPLE_RULES
-from rules.loader import load_ruleset
+from rules.language.loader import load_ruleset
 from schemas.codec import decode_state, encode_state
 from schemas.dead_letter import DeadLetter
 from schemas.state import CustomerState

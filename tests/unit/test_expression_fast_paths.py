@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from rules.expressions import _COMPARE, _NO_CONTEXT, _compare_constant
+from rules.language.expressions import _COMPARE, _NO_CONTEXT, _compare_constant
 
 LEFTS: list[Any] = [None, 0, 3, Decimal("2.5"), "a", "b", True, False]
 LITERALS: list[Any] = [None, 0, 3, Decimal("2.5"), "a", True, frozenset({"a", 3}), frozenset()]

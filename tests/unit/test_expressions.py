@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from rules.expressions import ExpressionError, compile_expression
-from rules.scope import rule_scope
+from rules.language.expression_types import ExpressionError
+from rules.language.expressions import compile_expression
+from rules.language.scope import rule_scope
 from schemas.codec import decode_event
 from tests.factories import profile, transaction
 

@@ -12,8 +12,8 @@ def test_checked_in_json_schemas_match_the_models() -> None:
 
 
 def test_checked_in_rule_file_schema_matches_the_format() -> None:
-    from rules.file_schema import SCHEMA_PATH
-    from rules.file_schema import generate as generate_rule_schema
+    from rules.language.file_schema import SCHEMA_PATH
+    from rules.language.file_schema import generate as generate_rule_schema
 
     assert SCHEMA_PATH.read_text(encoding="utf-8") == generate_rule_schema(), (
         "rule-file.schema.json drifted; run: kairos rules schema"
@@ -27,7 +27,7 @@ def test_the_example_rule_files_validate_against_the_rule_file_schema() -> None:
     from ruamel.yaml import YAML
 
     from app.settings import EXAMPLE_RULES
-    from rules.file_schema import SCHEMA_PATH
+    from rules.language.file_schema import SCHEMA_PATH
 
     schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     for path in sorted(EXAMPLE_RULES.glob("*.yaml")):

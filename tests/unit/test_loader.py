@@ -6,7 +6,7 @@ import pytest
 
 from app.cli import main
 from app.settings import EXAMPLE_RULES
-from rules.loader import load_ruleset
+from rules.language.loader import load_ruleset
 from schemas.errors import RuleFileError
 
 BAD = """\

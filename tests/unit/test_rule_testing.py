@@ -4,7 +4,7 @@ from pathlib import Path
 
 import rules.testing as rule_testing
 from app.settings import EXAMPLE_RULES
-from rules.loader import load_ruleset
+from rules.language.loader import load_ruleset
 
 
 def test_the_example_pack_passes_its_rule_tests() -> None:

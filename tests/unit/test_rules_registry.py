@@ -17,7 +17,7 @@ from app.rules_registry import (
     diff_rulesets,
     relative_names,
 )
-from rules.loader import compile_sources
+from rules.language.loader import compile_sources
 from rules.ruleset import Ruleset
 from schemas.codec import encode
 from schemas.deployment import LivePointer, PointerAction, RulesetBundle

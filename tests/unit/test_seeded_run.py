@@ -16,7 +16,7 @@ import pytest
 from app.settings import EXAMPLE_RULES
 from app.synthetic import SyntheticConfig, traffic
 from rules.engine import Verdict
-from rules.loader import load_ruleset
+from rules.language.loader import load_ruleset
 from rules.replay import Replay
 from rules.report import build_report
 from schemas.actions import Action, Channel

@@ -24,7 +24,7 @@ from agents.metrics import Metrics
 from app import web
 from app.faust_app import create_app
 from app.settings import EXAMPLE_RULES, Settings
-from rules.loader import load_ruleset
+from rules.language.loader import load_ruleset
 from schemas.codec import encode_state
 from schemas.profile import CustomerProfile
 from schemas.state import CustomerState
