@@ -1157,31 +1157,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         with EmbeddedBroker(log_path=work / "tansu.log") as broker:
-            plan: list[tuple[str, Callable[[], Row]]] = [
-                ("kill", lambda: worker_sigkill(broker, work, size, lose_state=False)),
-                ("kill", lambda: worker_sigkill(broker, work, size, lose_state=True)),
-                ("poison", lambda: poison(broker, work, size)),
-                ("poison", lambda: poison(broker, work, size, large=True)),
-                ("deploy", lambda: failing_deploy(broker, work, size)),
-                ("late", lambda: late_events(broker, work, size)),
-                ("clock", lambda: clock_jumps(broker, work, size, timedelta(hours=6))),
+            plan: list[tuple[str, Callable[[Path], Row]]] = [
+                ("kill", lambda at: worker_sigkill(broker, at, size, lose_state=False)),
+                ("kill", lambda at: worker_sigkill(broker, at, size, lose_state=True)),
+                ("poison", lambda at: poison(broker, at, size)),
+                ("poison", lambda at: poison(broker, at, size, large=True)),
+                ("deploy", lambda at: failing_deploy(broker, at, size)),
+                ("late", lambda at: late_events(broker, at, size)),
+                ("clock", lambda at: clock_jumps(broker, at, size, timedelta(hours=6))),
             ]
-            for _ in range(args.runs):
+            for number in range(args.runs):
                 for key, run in plan:
                     if key in args.only:
-                        rows.append(_run(run))
+                        rows.append(_run(run, _run_dir(work, number, args.runs)))
         if "broker" in args.only:
-            for _ in range(args.runs):
-                rows.append(_run(lambda: broker_restart(work, size, args.broker_down)))
+            for number in range(args.runs):
+                at = _run_dir(work, number, args.runs)
+                rows.append(_run(lambda at: broker_restart(at, size, args.broker_down), at))
     print("\n" + table(rows) + "\n\n" + notes(rows))
     if args.runs > 1:
         print("\nOver the runs:\n\n" + ranges(rows))
     return 0 if all(row.ok for row in rows) else 1
 
 
-def _run(scenario: Callable[[], Row]) -> Row:
+def _run_dir(work: Path, number: int, runs: int) -> Path:
+    """Each run's own folder when there are several: scenarios name their folders alike."""
+    at = work / f"run-{number + 1}" if runs > 1 else work
+    at.mkdir(parents=True, exist_ok=True)
+    return at
+
+
+def _run(scenario: Callable[[Path], Row], at: Path) -> Row:
     started = time.monotonic()
-    row = scenario()
+    row = scenario(at)
     print(f"{row.scenario}: done in {time.monotonic() - started:.0f}s", flush=True)
     return row
 
