@@ -23,7 +23,7 @@ from aiokafka.structs import TopicPartition
 from agents.config import RULES_FETCH_MAX_WAIT_MS, RuntimeConfig
 from agents.metrics import Metrics
 from agents.processor import EventProcessor
-from app.rules_registry import Registry, compile_bundle
+from rules.deployments import Registry, compile_bundle
 from schemas.errors import DeploymentError, RuleFileError
 
 log = logging.getLogger(__name__)

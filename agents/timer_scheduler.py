@@ -16,11 +16,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
-from pydantic import TypeAdapter
+from pydantic import AwareDatetime, BaseModel, ConfigDict, TypeAdapter
 
 from rules.engine import fires_at
 from schemas.codec import encode, state_json
-from schemas.state import PendingTimer
+from schemas.state import TimerKind
 from schemas.timers import TimerTick
 
 log = logging.getLogger(__name__)
@@ -31,10 +31,19 @@ _HAS_TIMERS = b'"timers":[{'
 _SCAN_SLICE = 2_000
 
 
-_TIMERS = TypeAdapter(list[PendingTimer])
+class _TimerDue(BaseModel):
+    """What the index needs of a stored timer: when, and what kind (not its whole event)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    due_at: AwareDatetime
+    kind: TimerKind = "absence"
 
 
-def _pending_timers(document: bytes) -> list[PendingTimer]:
+_TIMERS = TypeAdapter(list[_TimerDue])
+
+
+def _pending_timers(document: bytes) -> list[_TimerDue]:
     """Just the ``timers`` of a state's JSON: a full decode of every state costs too much."""
     timers: object = json.loads(document).get("timers", [])
     return _TIMERS.validate_python(timers)

@@ -1,8 +1,8 @@
 """The one typed settings object, read from ``KAIROS_*`` environment variables.
 
 Built once at start-up (:func:`load_settings`) and passed explicitly;
-:func:`app.faust_app.faust_settings` is the single place it is translated into Faust's own
-configuration.
+:func:`app.worker.faust_app.faust_settings` is the single place it is translated into
+Faust's own configuration.
 """
 
 from __future__ import annotations

@@ -59,11 +59,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.structs import TopicPartition
 
-from app.admin import ensure_topics
-from app.broker import EmbeddedBroker, free_port
-from app.processes import WorkerProcess, terminate
-from app.rules_registry import RulesTopic, bootstrap_servers
-from app.tansu_compat import FETCH_MAX_WAIT_MS
+from app.kafka import (
+    EmbeddedBroker,
+    RulesTopic,
+    WorkerProcess,
+    bootstrap_servers,
+    ensure_topics,
+    free_port,
+    terminate,
+)
+from app.worker.tansu_compat import FETCH_MAX_WAIT_MS
 from rules.ruleset import Ruleset
 from schemas.actions import Channel, derive_action_id
 from schemas.errors import BrokerError

@@ -53,12 +53,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 from kafka import KafkaConsumer
 
-from app.admin import ensure_topics
-from app.broker import EmbeddedBroker, free_port
-from app.processes import WorkerProcess
+from app.kafka import EmbeddedBroker, WorkerProcess, ensure_topics, free_port
 from app.settings import EXAMPLE_RULES
 from app.synthetic import SyntheticConfig, traffic
-from app.tansu_compat import FETCH_MAX_WAIT_MS
+from app.worker.tansu_compat import FETCH_MAX_WAIT_MS
 from schemas.actions import Channel
 from schemas.codec import encode, encode_event
 from schemas.profile import CustomerProfile

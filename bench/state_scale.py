@@ -21,9 +21,9 @@ What runs, on the embedded broker (Tansu, memory storage):
    it changes. A customer's partition is murmur2 of its key, the partitioner of the
    repository's producers (kafka-python's default): the worker writes a state to the
    partition its input arrived on.
-4. **Restore.** ``kairos worker`` (:class:`app.processes.WorkerProcess`) starts on an empty
+4. **Restore.** ``kairos worker`` (:class:`app.kafka.WorkerProcess`) starts on an empty
    state directory; Faust restores every table partition from its changelog before
-   ``/readyz`` answers 200 (``app.web.is_ready``: recovery completed and not rebalancing).
+   ``/readyz`` answers 200 (``agents.health.is_ready``: recovery completed and not rebalancing).
    The restore is then *proven complete*: a sample of customers is read back through
    ``/customers/{id}`` and compared field by field, and, with the worker stopped, every
    RocksDB partition is read (read-only) and its key count and an order-independent digest
@@ -78,13 +78,10 @@ from kafka.partitioner.default import murmur2
 
 from agents import pipeline
 from agents.metrics import Metrics
-from app.admin import ensure_topics
-from app.broker import EmbeddedBroker, free_port
-from app.faust_app import create_app
-from app.processes import WorkerProcess
+from app.kafka import EmbeddedBroker, WorkerProcess, ensure_topics, free_port
 from app.settings import EXAMPLE_RULES, Settings
 from app.synthetic import SyntheticConfig, traffic
-from app.worker import runtime_config
+from app.worker import create_app, runtime_config
 from rules.language.loader import load_ruleset
 from rules.replay import Replay
 from schemas.codec import encode_state

@@ -1,7 +1,7 @@
 """Baseline (b): the floor a Faust design starts from.
 
 One agent over the same input topics as Kairos, configured by the very same
-:func:`app.faust_app.create_app` (same broker accommodations, commit interval, RocksDB
+:func:`app.worker.create_app` (same broker accommodations, commit interval, RocksDB
 store): per event it does one RocksDB table update (a per-customer counter) and forwards
 one event in ten. Everything Kairos does beyond this is the pipeline's own cost.
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import faust
 from faust.types import StreamT
 
-from app.faust_app import create_app
 from app.settings import Settings
+from app.worker import create_app
 from schemas.topics import TopicNames
 
 

@@ -1,7 +1,8 @@
 """Offline replay: the live engine over an in-memory state store, with event time as the clock.
 
-Rule tests and backtests run events through exactly the code the worker runs
-(``decide`` and ``fire_due_timers``); only the clock and the store differ. The clock is
+Rule tests and backtests run every input through the worker's own dispatcher
+(:func:`rules.engine.dispatch`, and :func:`rules.engine.settle_request` for RM capacity);
+only the clock and the store differ. The clock is
 the newest event time seen, and timers fire at their moment (``due + grace`` for an
 absence wait) — when the live scheduler would have woken the customer — so results do not
 depend on wall time.
@@ -13,19 +14,19 @@ import heapq
 from collections.abc import Iterator
 from datetime import datetime
 
-from rules.capacity import admits, counter_key, refusal
 from rules.engine import (
+    CustomerInput,
     EngineOptions,
     Verdict,
-    decide,
-    fire_due_timers,
-    handle_rm_capacity_full,
-    update_profile,
+    counter_key,
+    dispatch,
+    settle_request,
 )
 from rules.ruleset import Ruleset
 from schemas.events import Event
 from schemas.profile import CustomerProfile
 from schemas.state import CustomerState
+from schemas.timers import TimerTick
 
 
 class Replay:
@@ -41,9 +42,8 @@ class Replay:
 
     def profile(self, profile: CustomerProfile) -> list[Verdict]:
         """Apply a profile update at the current clock (it may cancel deferred contacts)."""
-        now = self.clock or profile.updated_at
-        state = self.states.get(profile.customer_id)
-        verdict = update_profile(state, profile, self.ruleset, now, self.options)
+        verdict = self._dispatch(profile, profile.customer_id, self.clock or profile.updated_at)
+        assert verdict is not None  # a profile always makes or updates a state
         return [verdict, *self._keep(verdict)]
 
     def event(self, event: Event) -> list[Verdict]:
@@ -55,7 +55,8 @@ class Replay:
         verdicts = self.advance(occurred_at) if due else []
         now = self.clock if self.clock and self.clock > occurred_at else occurred_at
         self.clock = now
-        verdict = decide(event, self.states.get(event.customer_id), self.ruleset, now, self.options)
+        verdict = self._dispatch(event, event.customer_id, now)
+        assert verdict is not None  # an event always makes or updates a state
         verdicts.append(verdict)
         verdicts.extend(self._keep(verdict))
         return verdicts
@@ -64,16 +65,17 @@ class Replay:
         """Fire, in time order, every timer that falls due up to ``until``."""
         verdicts = []
         for fire_at, customer_id in self._due(until):
-            state = self.states.get(customer_id)
-            if state is None:
-                continue
-            verdict = fire_due_timers(state, self.ruleset, fire_at, self.options)
-            if verdict.timers:
+            tick = TimerTick(customer_id=customer_id, due_at=fire_at)
+            verdict = self._dispatch(tick, customer_id, fire_at)
+            if verdict is not None and verdict.timers:
                 verdicts.append(verdict)
                 verdicts.extend(self._keep(verdict))
         if self.clock is None or until > self.clock:
             self.clock = until
         return verdicts
+
+    def _dispatch(self, item: CustomerInput, customer_id: str, now: datetime) -> Verdict | None:
+        return dispatch(item, self.states.get(customer_id), self.ruleset, now, self.options)
 
     def _due(self, until: datetime) -> Iterator[tuple[datetime, str]]:
         while self._wake_ups and self._wake_ups[0][0] <= until:
@@ -87,19 +89,19 @@ class Replay:
         followers: list[Verdict] = []
         for request in verdict.rm_requests:
             key = counter_key(request)
-            used = self.rm_counters.get(key, 0)
-            if admits(request, used):
-                self.rm_counters[key] = used + 1
-                state = self.states[request.action.customer_id]
+            settled = settle_request(request, self.rm_counters.get(key, 0))
+            self.rm_counters[key] = settled.used
+            customer_id = request.action.customer_id
+            if settled.reply is None:
+                state = self.states[customer_id]
                 followers.append(
                     Verdict(state=state, actions=[request.action], decisions=[request.decision])
                 )
-            else:
-                state = self.states[request.action.customer_id]
-                reply = refusal(request)
-                answer = handle_rm_capacity_full(
-                    state, reply, self.ruleset, self.clock or reply.retry_at, self.options
-                )
+                continue
+            answer = self._dispatch(
+                settled.reply, customer_id, self.clock or settled.reply.retry_at
+            )
+            if answer is not None:
                 followers.append(answer)
                 followers.extend(self._keep(answer))
         return followers

@@ -5,16 +5,16 @@ and a test all report the same way. Uplift is the conversion rate of treated cus
 minus that of held-out customers, with a 95 % confidence interval by Newcombe's method
 (hybrid Wilson score), which stays honest for the small groups a holdout of 10 % gives —
 where the textbook Wald interval is too narrow and can leave [-1, 1].
+
+Numbers only: turning them into a table or JSON is the command line's job.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 from schemas.conversions import Conversion
 from schemas.decisions import Decision, Outcome
@@ -109,42 +109,3 @@ def build_report(
             report.uplift, low, high = interval
             report.uplift_ci95 = (low, high)
     return sorted(reports.values(), key=lambda r: r.rule_id)
-
-
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.1f}%"
-
-
-def render_table(reports: list[RuleReport]) -> str:
-    """A readable table for a terminal."""
-    header = (
-        f"{'rule':<32} {'fired':>6} {'sent':>6} {'held':>5} {'defer':>6}  "
-        f"{'conv treated':>13} {'conv holdout':>13} {'uplift [95% CI]':>24}"
-    )
-    lines = [header, "-" * len(header)]
-    for r in reports:
-        ci = (
-            f"{_percent(r.uplift)} [{_percent(r.uplift_ci95[0])}, {_percent(r.uplift_ci95[1])}]"
-            if r.uplift is not None and r.uplift_ci95 is not None
-            else "-"
-        )
-        lines.append(
-            f"{r.rule_id:<32} {r.fired:>6} {r.sent:>6} {r.held_out:>5} {r.deferred:>6}  "
-            f"{_percent(r.treated_rate):>13} {_percent(r.holdout_rate):>13} {ci:>24}"
-        )
-        if r.sent_by_channel:
-            lines.append(f"{'':<4}sent by channel: {counts_text(r.sent_by_channel)}")
-        if r.suppressed_by_reason:
-            lines.append(f"{'':<4}suppressed: {counts_text(r.suppressed_by_reason)}")
-    return "\n".join(lines)
-
-
-def counts_text(counts: dict[str, int]) -> str:
-    """``{"cooldown": 1200, "no_consent": 3}`` as ``cooldown 1,200, no_consent 3``."""
-    return ", ".join(f"{k} {v:,}" for k, v in counts.items())
-
-
-def to_json(reports: list[RuleReport]) -> str:
-    """The report as JSON, for dashboards and notebooks."""
-    rows: list[dict[str, Any]] = [asdict(r) for r in reports]
-    return json.dumps({"rules": rows}, indent=2)

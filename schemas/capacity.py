@@ -9,13 +9,13 @@ next channel or retries the next working day.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from schemas.actions import Action
 from schemas.decisions import Decision
-from schemas.events import NonEmptyStr
+from schemas.events import Event, NonEmptyStr
 
 WhenFull = Literal["next_channel", "next_day"]
 
@@ -32,7 +32,7 @@ class RmRequest(BaseModel):
     retry_at: AwareDatetime  # for next_day: when the next working day opens
     action: Action
     decision: Decision  # the "sent" decision to record if granted
-    start_event: dict[str, Any]
+    start_event: Event
 
 
 class RmReply(BaseModel):
@@ -46,4 +46,4 @@ class RmReply(BaseModel):
     day: str
     when_full: WhenFull
     retry_at: AwareDatetime
-    start_event: dict[str, Any]
+    start_event: Event

@@ -14,6 +14,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.actions import Channel
 from schemas.decisions import Decision, Outcome, Reason
+from schemas.events import Event
 from schemas.profile import CustomerProfile
 
 #: How many recent events are remembered (as short hashes of their ids) to drop re-deliveries;
@@ -44,6 +45,10 @@ class FeatureState(BaseModel):
     last_at: AwareDatetime | None = None
 
 
+#: An absence wait, a contact deferred by policy, or a rule waiting in a decision window.
+TimerKind = Literal["absence", "deferred", "window"]
+
+
 class PendingTimer(BaseModel):
     """A contact waiting for its moment: an absence rule, or a contact deferred by policy.
 
@@ -61,8 +66,8 @@ class PendingTimer(BaseModel):
 
     rule_id: str
     due_at: AwareDatetime
-    start_event: dict[str, Any]
-    kind: Literal["absence", "deferred", "window"] = "absence"
+    start_event: Event
+    kind: TimerKind = "absence"
     channel: Channel | None = None
 
 
@@ -75,7 +80,7 @@ class PendingGoal(BaseModel):
     rule_version: int
     decision_id: str
     group: Literal["treated", "holdout"]
-    start_event: dict[str, Any]
+    start_event: Event
     until: AwareDatetime
 
 

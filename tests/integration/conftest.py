@@ -18,9 +18,7 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from app.admin import ensure_topics
-from app.broker import EmbeddedBroker, free_port
-from app.processes import WorkerProcess
+from app.kafka import EmbeddedBroker, WorkerProcess, ensure_topics, free_port
 from app.settings import EXAMPLE_RULES
 from schemas.topics import TopicNames
 

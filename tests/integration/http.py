@@ -7,7 +7,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from app.processes import WorkerProcess
+from app.kafka import WorkerProcess
 
 
 def get(

@@ -28,8 +28,7 @@ from typing import Any
 
 import pytest
 
-from app.backtest import run_backtest
-from app.backtest_kafka import TopicRangeSource
+from app.backtest import TopicRangeSource, run_backtest
 from app.settings import EXAMPLE_RULES
 from app.synthetic import SyntheticConfig, traffic
 from schemas.actions import Channel

@@ -23,7 +23,7 @@ CUSTOMERS = [f"C-K{i:03d}" for i in range(60)]
     [
         "kept",
         # Lost with the machine: recovery must replay the changelog, so Faust starts fetching
-        # during recovery, the path where it used to drop events (see app/faust_fixes.py).
+        # during recovery, the path where it used to drop events (see app/worker/faust_fixes.py).
         "lost",
     ],
 )

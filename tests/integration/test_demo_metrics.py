@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.broker import free_port
-from app.processes import terminate
+from app.kafka import free_port, terminate
 from tests.ops.metric_refs import family_name, referenced_metrics
 
 pytestmark = pytest.mark.integration

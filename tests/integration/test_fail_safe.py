@@ -19,8 +19,7 @@ from typing import Any
 import pytest
 
 from agents.health import EXIT_AGENT_FAILED
-from app.broker import free_port
-from app.processes import WorkerProcess
+from app.kafka import WorkerProcess, free_port
 from schemas.actions import Channel
 from tests.factories import click, drop_off, profile, transaction
 from tests.integration.agent_failure_worker import FATAL_KEY

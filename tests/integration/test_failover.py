@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app.processes import WorkerProcess
+from app.kafka import WorkerProcess
 from schemas.actions import Channel, derive_action_id
 from tests.factories import click, profile
 from tests.integration.conftest import PARTITIONS

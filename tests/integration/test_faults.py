@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from app.broker import EmbeddedBroker
+from app.kafka import EmbeddedBroker
 from bench.faults import Row, Size, clock_jumps, failing_deploy, late_events, poison
 
 pytestmark = pytest.mark.integration

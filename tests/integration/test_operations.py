@@ -14,7 +14,7 @@ from kafka.admin import NewTopic
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from app.cli import main
-from app.lag import ConsumerLagProbe, LagByPartition
+from app.worker.lag import ConsumerLagProbe, LagByPartition
 from schemas.actions import Channel
 from schemas.topics import TopicNames
 from tests.factories import click, drop_off, profile

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from app.cli import main
-from app.rules_registry import RulesTopic, bootstrap_servers
+from app.kafka import RulesTopic, bootstrap_servers
 from app.settings import EXAMPLE_RULES
 from rules.language.loader import load_ruleset
 from schemas.actions import Channel

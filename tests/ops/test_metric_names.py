@@ -13,11 +13,11 @@ from agents.metrics import Metrics
 from tests.ops.metric_refs import family_name, referenced_metrics
 
 #: Faust's own PrometheusMonitor metrics, registered by the worker under this prefix
-#: (app/worker.py); checked against faust-streaming's FaustMetrics below.
+#: (app/worker/assembly.py); checked against faust-streaming's FaustMetrics below.
 FAUST_PREFIX = "kairos_faust_"
 
 #: Produced by a collector that reads the broker and RocksDB at scrape time
-#: (app/worker_gauges.py), which needs a running worker, so `Metrics()` alone does not
+#: (app/worker/gauges.py), which needs a running worker, so `Metrics()` alone does not
 #: have them. The live-worker test (tests/integration) checks them on a real /metrics.
 SCRAPE_TIME_METRICS = frozenset(
     {"kairos_consumer_lag", "kairos_state_table_keys", "kairos_state_table_bytes"}

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from app.backtest import BacktestInputError, run_backtest
+from app.backtest.progress import ProgressBar
 from app.cli import main
-from app.progress import ProgressBar
 from app.settings import EXAMPLE_RULES
 from rules.backtest import BacktestReport
 from rules.backtest_diff import compare

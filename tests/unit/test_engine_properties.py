@@ -19,7 +19,7 @@ from unittest import mock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import agents.processor as processor_module
+import agents.outputs as outputs_module
 from agents.metrics import Metrics
 from agents.processor import EventProcessor, InputMessage
 from app.settings import EXAMPLE_RULES
@@ -130,7 +130,7 @@ def test_every_allowed_message_is_decided_or_dead_lettered_and_state_reads_back(
         written.append(state)
         return encode_state(state)
 
-    with mock.patch.object(processor_module, "encode_state", recording_encode):
+    with mock.patch.object(outputs_module, "encode_state", recording_encode):
         for offset, (kind, document) in enumerate(inputs):
             processed = processor.process(_message(kind, document, offset), store)
             for output in processed.outputs:

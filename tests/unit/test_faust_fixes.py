@@ -1,4 +1,4 @@
-"""Fails when a faust-streaming upgrade changes the code app/faust_fixes.py replaces."""
+"""Fails when a faust-streaming upgrade changes the code app/worker/faust_fixes.py replaces."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import inspect
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
 
-from app import faust_fixes
+from app.worker import faust_fixes
 
 #: sha256 of faust-streaming 0.15.3's sources of the methods replaced, as reviewed.
 REVIEWED_ON_RECOVERY_COMPLETED = "6ef567acf072e46da3fccbccc6d662371f634f622c3d510972d5df81f70ae3ac"
@@ -20,7 +20,7 @@ def test_the_replaced_faust_method_is_the_one_we_reviewed() -> None:
     assert hashlib.sha256(source.encode()).hexdigest() == REVIEWED_ON_RECOVERY_COMPLETED, (
         "faust-streaming changed Recovery.on_recovery_completed: check whether it still "
         "resumes stream partitions before the seek and clears queues after it, then update "
-        "or drop app/faust_fixes.py"
+        "or drop app/worker/faust_fixes.py"
     )
     resume = source.index("consumer.resume_partitions(")
     seek = source.index("consumer.perform_seek()")

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic_core import TzInfo
 
-from rules.engine import _expired_features
+from rules.engine.windows import expired_features
 from schemas.state import FeatureState
 from tests.rulesets import ruleset_from
 
@@ -69,7 +69,7 @@ def test_expiry_shortcut_matches_expire_on_every_feature(zone: object) -> None:
         horizon = (T0 + step).astimezone(zone)  # type: ignore[arg-type]  # tzinfo variants
         features = _features(rng, horizon)
         # the engine applies the changes by name: their order does not matter
-        assert dict(_expired_features(RULESET, features, horizon)) == dict(
+        assert dict(expired_features(RULESET, features, horizon)) == dict(
             _naive(features, horizon)
         )
 

@@ -203,14 +203,14 @@ def test_a_message_without_a_key_is_dead_lettered_before_it_touches_any_state() 
 def test_an_engine_that_raises_dead_letters_the_input_and_the_next_customer_is_decided(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    real_decide = processor_module.decide
+    real_dispatch = processor_module.dispatch
 
-    def decide(event: Any, *args: Any, **kwargs: Any) -> Any:
-        if event.customer_id == "C-POISON":
+    def dispatch(item: Any, *args: Any, **kwargs: Any) -> Any:
+        if item.customer_id == "C-POISON":
             raise KeyError(b"C-POISON")  # an exception whose text holds the customer id
-        return real_decide(event, *args, **kwargs)
+        return real_dispatch(item, *args, **kwargs)
 
-    monkeypatch.setattr(processor_module, "decide", decide)
+    monkeypatch.setattr(processor_module, "dispatch", dispatch)
     worker = Worker(load_ruleset(EXAMPLE_RULES))
     caplog.set_level(logging.DEBUG)
     letter = _dead_letter(worker.send(TOPICS.app_click, click("C-POISON"), key=b"C-POISON"))
@@ -271,14 +271,14 @@ def test_the_backtest_counts_what_the_engine_cannot_decide_as_the_worker_would(
     from rules.backtest import Backtest
     from schemas.codec import decode_event
 
-    real_decide = replay_module.decide
+    real_dispatch = replay_module.dispatch
 
-    def decide(event: Any, *args: Any, **kwargs: Any) -> Any:
-        if event.customer_id == "C-POISON":
+    def dispatch(item: Any, *args: Any, **kwargs: Any) -> Any:
+        if item.customer_id == "C-POISON":
             raise RuntimeError("engine bug")
-        return real_decide(event, *args, **kwargs)
+        return real_dispatch(item, *args, **kwargs)
 
-    monkeypatch.setattr(replay_module, "decide", decide)
+    monkeypatch.setattr(replay_module, "dispatch", dispatch)
     backtest = Backtest(load_ruleset(EXAMPLE_RULES))
     backtest.event(decode_event(json.dumps(click("C-POISON")).encode()))
     backtest.event(decode_event(json.dumps(click("C2")).encode()))

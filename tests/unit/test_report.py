@@ -4,7 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from rules.report import build_report, render_table, to_json, uplift_interval, wilson
+from app.cli.report import render_table, to_json
+from rules.report import build_report, uplift_interval, wilson
 from schemas.actions import Channel
 from schemas.conversions import Conversion
 from schemas.decisions import Decision, Outcome, Reason

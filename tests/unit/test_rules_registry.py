@@ -8,10 +8,10 @@ import pytest
 
 from agents.metrics import Metrics
 from agents.rules_watcher import RulesWatcher
-from app.rules_registry import (
+from app.kafka import bootstrap_servers
+from rules.deployments import (
     LIVE_KEY,
     Registry,
-    bootstrap_servers,
     bundle_key,
     compile_files,
     diff_rulesets,

@@ -7,7 +7,7 @@ import inspect
 from aiokafka.consumer.group_coordinator import GroupCoordinator
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
-from app import tansu_compat
+from app.worker import tansu_compat
 
 
 def test_the_patched_upstream_code_is_where_we_expect_it() -> None:

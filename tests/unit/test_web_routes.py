@@ -21,9 +21,8 @@ from pydantic import SecretStr
 
 from agents.health import AgentHealth
 from agents.metrics import Metrics
-from app import web
-from app.faust_app import create_app
 from app.settings import EXAMPLE_RULES, Settings
+from app.worker import create_app, web
 from rules.language.loader import load_ruleset
 from schemas.codec import encode_state
 from schemas.profile import CustomerProfile

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,10 +12,11 @@ from pydantic import SecretStr, ValidationError
 from agents.metrics import Metrics
 from agents.timer_scheduler import TimerIndex
 from app.settings import Settings
-from app.web import bearer_token_matches
-from app.worker_gauges import StoreSize, WorkerGauges
-from schemas.codec import encode_state
+from app.worker.gauges import StoreSize, WorkerGauges
+from app.worker.web import bearer_token_matches
+from schemas.codec import decode_event, encode_state
 from schemas.state import CustomerState, PendingTimer
+from tests.factories import click
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 TOKEN = SecretStr("s3cret-token-of-32-characters-xx")
@@ -87,7 +89,8 @@ def _stored(customer_id: str, *timers: PendingTimer) -> tuple[bytes, bytes]:
 
 def test_a_rebuild_finds_the_timers_inside_compressed_states() -> None:
     index = TimerIndex(grace=timedelta(seconds=30))
-    waiting = PendingTimer(rule_id="r", due_at=T0, start_event={}, kind="deferred")
+    start = decode_event(json.dumps(click("C2")).encode())
+    waiting = PendingTimer(rule_id="r", due_at=T0, start_event=start, kind="deferred")
     records = [_stored("C1"), _stored("C2", waiting), (b"C3", None)]
     assert asyncio.run(index.rebuild(7, records)) == 1
     assert index.generation == 7 and index.pending_by_kind() == {"deferred": 1}

@@ -1,0 +1,94 @@
+"""``kairos report``: per rule, what the live topics say it did and caused, for a terminal.
+
+The numbers come from :mod:`rules.report` (the same for the live topics, a backtest and a
+test); this module only reads the topics and renders the numbers as a table or as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from app.cli.common import Commands, reach_broker
+
+if TYPE_CHECKING:
+    from rules.report import RuleReport
+
+
+def add_commands(commands: Commands) -> None:
+    report = commands.add_parser(
+        "report",
+        help="per rule: fired, sent by channel, suppressed by reason, held out, uplift (95%% CI)",
+    )
+    report.add_argument("--json", action="store_true", help="JSON instead of a table")
+    report.add_argument("--timeout", type=float, default=120.0, help="seconds to read the topics")
+    report.set_defaults(handler=_cmd_report)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from app.kafka import bootstrap_servers, read_to_end
+    from app.settings import load_settings
+    from rules.report import build_report
+    from schemas.codec import parse_as
+    from schemas.conversions import Conversion
+    from schemas.decisions import Decision
+    from schemas.topics import TopicNames
+
+    settings = load_settings()
+    topics = TopicNames(settings.topic_prefix)
+    bootstrap = bootstrap_servers(settings.broker_url)
+    remaining = reach_broker(bootstrap, args.timeout)
+    decisions: list[Decision] = []
+    conversions: list[Conversion] = []
+    records = read_to_end(
+        bootstrap,
+        [topics.decisions, topics.conversions],
+        timeout=remaining,
+        client_id="kairos-report",
+    )
+    for record in records:
+        if record.topic == topics.decisions:
+            decisions.append(parse_as(Decision, record.value))
+        else:
+            conversions.append(parse_as(Conversion, record.value))
+    reports = build_report(decisions, conversions)
+    print(to_json(reports) if args.json else render_table(reports))
+    return 0
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
+
+
+def render_table(reports: list[RuleReport]) -> str:
+    """A readable table for a terminal."""
+    from app.backtest import counts_text
+
+    header = (
+        f"{'rule':<32} {'fired':>6} {'sent':>6} {'held':>5} {'defer':>6}  "
+        f"{'conv treated':>13} {'conv holdout':>13} {'uplift [95% CI]':>24}"
+    )
+    lines = [header, "-" * len(header)]
+    for r in reports:
+        ci = (
+            f"{_percent(r.uplift)} [{_percent(r.uplift_ci95[0])}, {_percent(r.uplift_ci95[1])}]"
+            if r.uplift is not None and r.uplift_ci95 is not None
+            else "-"
+        )
+        lines.append(
+            f"{r.rule_id:<32} {r.fired:>6} {r.sent:>6} {r.held_out:>5} {r.deferred:>6}  "
+            f"{_percent(r.treated_rate):>13} {_percent(r.holdout_rate):>13} {ci:>24}"
+        )
+        if r.sent_by_channel:
+            lines.append(f"{'':<4}sent by channel: {counts_text(r.sent_by_channel)}")
+        if r.suppressed_by_reason:
+            lines.append(f"{'':<4}suppressed: {counts_text(r.suppressed_by_reason)}")
+    return "\n".join(lines)
+
+
+def to_json(reports: list[RuleReport]) -> str:
+    """The report as JSON, for dashboards and notebooks."""
+    rows: list[dict[str, Any]] = [asdict(r) for r in reports]
+    return json.dumps({"rules": rows}, indent=2)

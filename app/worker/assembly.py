@@ -1,0 +1,121 @@
+"""``kairos worker``: the production entry point, one Faust worker process."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import faust
+from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+
+from agents.clock import Clock, utc_now, warped
+from agents.config import RuntimeConfig
+from agents.health import AgentHealth
+from agents.metrics import Metrics
+from app.kafka import bootstrap_servers, startup_ruleset
+from app.settings import Settings
+from app.worker import web
+from app.worker.faust_app import create_app
+from app.worker.gauges import WorkerGauges, rocksdb_sizes
+from app.worker.lag import ConsumerLagProbe
+from rules.engine import EngineOptions
+from schemas.topics import TopicNames
+
+log = logging.getLogger(__name__)
+_LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
+
+
+def build(settings: Settings) -> tuple[faust.App, Metrics]:
+    """The app with its agents, rules watcher and web views; refuses a bad ruleset up front.
+
+    The starting ruleset is the one deployed live on the rules topic, or the bootstrap rules
+    at ``KAIROS_RULES_PATH`` when nothing was ever deployed; later deploys are swapped in by
+    the rules watcher without a restart.
+    """
+    from agents import pipeline, rules_watcher  # wiring layer: imported here so app/ stands alone
+
+    ruleset = startup_ruleset(settings)
+    app = create_app(settings)
+    metrics = Metrics()
+    # Faust's own sensor (rebalances, commit and send latency, ...) on the same registry,
+    # under one fixed prefix so dashboards do not depend on the app id.
+    app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(metrics.registry, "kairos_faust"))
+    health = AgentHealth()
+    config = runtime_config(settings)
+    installed = pipeline.install(app, config, ruleset, metrics, clock_from(settings), health)
+    rules_watcher.install(app, config, installed.processor, metrics)
+    _install_worker_gauges(app, settings, metrics)
+    web.install(
+        app,
+        metrics,
+        ruleset=lambda: installed.processor.ruleset,
+        customer_table=installed.state,
+        customer_api_token=settings.customer_api_token,
+        health=health,
+    )
+    return app, metrics
+
+
+def runtime_config(settings: Settings) -> RuntimeConfig:
+    """The part of the settings the Faust runtime needs: the one translation of it."""
+    return RuntimeConfig(
+        topics=TopicNames(settings.topic_prefix),
+        partitions=settings.partitions,
+        bootstrap=tuple(bootstrap_servers(settings.broker_url)),
+        engine=EngineOptions(
+            allowed_lateness=timedelta(seconds=settings.allowed_lateness_s),
+            timer_grace=timedelta(seconds=settings.timer_grace_s),
+            max_future_skew=timedelta(seconds=settings.max_future_skew_s),
+        ),
+        max_message_bytes=settings.max_message_bytes,
+        rocksdb_block_cache_bytes=settings.rocksdb_block_cache_mb * 1024 * 1024,
+        batch_max_messages=settings.batch_max_messages,
+        batch_window_s=settings.batch_window_s,
+        timer_check_interval_s=settings.timer_check_interval_s,
+    )
+
+
+def clock_from(settings: Settings) -> Clock:
+    """Real time unless the settings ask for the demo's simulation clock."""
+    if settings.clock_origin is None:
+        return utc_now
+    return warped(settings.clock_origin, settings.clock_wall_origin, settings.clock_speed)
+
+
+def _install_worker_gauges(app: faust.App, settings: Settings, metrics: Metrics) -> None:
+    """Lag (read from the broker on a timer) and state sizes, published at scrape time."""
+    inputs = set(TopicNames(settings.topic_prefix).inputs)
+
+    def assigned_inputs() -> list[tuple[str, int]]:
+        try:
+            assignment = app.consumer.assignment()
+        except Exception:  # not started or mid-rebalance: nothing to report
+            return []
+        return [(tp.topic, tp.partition) for tp in assignment if tp.topic in inputs]
+
+    probe = ConsumerLagProbe(
+        bootstrap_servers(settings.broker_url),
+        settings.app_id,
+        assigned_inputs,
+        settings.lag_interval_s,
+    )
+
+    async def read_consumer_lag() -> None:
+        await probe.run()
+
+    app.task(read_consumer_lag)
+    metrics.registry.register(
+        WorkerGauges(lambda: probe.lag, lambda: rocksdb_sizes(app.tables.values()))
+    )
+
+
+def run(settings: Settings) -> None:
+    """Run a worker until SIGINT/SIGTERM; Faust's Worker handles the signals."""
+    # Faust configures logging only once its Worker runs (replacing these handlers); until
+    # then this makes start-up visible, such as which ruleset the worker starts with.
+    logging.basicConfig(level=settings.log_level.upper(), format=_LOG_FORMAT)
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python: the start-up read only
+    app, _ = build(settings)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
+    worker.execute_from_commandline()

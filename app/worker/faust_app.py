@@ -1,0 +1,57 @@
+"""The Faust application factory: the single translation of :class:`Settings` to Faust."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from app.settings import Settings
+from app.worker import faust_fixes, tansu_compat
+
+
+def faust_settings(settings: Settings) -> dict[str, Any]:
+    """Faust configuration derived from our settings, with the reason for each choice."""
+    return {
+        "broker": settings.broker_url,
+        "store": "rocksdb://",  # rocksdict-backed RocksDB, changelog for recovery
+        "datadir": str(settings.state_dir),
+        "topic_partitions": settings.partitions,
+        "topic_replication_factor": settings.replication_factor,
+        "key_serializer": "raw",  # pydantic owns the bytes: parse once, in schemas.codec
+        "value_serializer": "raw",
+        "web_enabled": True,
+        # Only our own pages (app/worker/web.py). Faust's would serve table rows (/table: a
+        # customer's whole state, without a token), key locations (/router), the topology
+        # (/graph) and sensor dumps (/stats, /performance) to anyone who can connect.
+        "web_tables_enabled": False,
+        "web_router_enabled": False,
+        "web_graph_enabled": False,
+        "web_stats_enabled": False,
+        "web_metrics_enabled": False,
+        "web_bind": settings.web_host,
+        "web_host": settings.web_host,
+        "web_port": settings.web_port,
+        # Where peers route /customers/{id} requests for partitions this worker owns.
+        "canonical_url": f"http://{settings.web_advertised_host or settings.web_host}"
+        f":{settings.web_port}",
+        # A short session makes the first group join (session/2) and failover fast.
+        "broker_session_timeout": settings.session_timeout_s,
+        "broker_heartbeat_interval": settings.heartbeat_interval_s,
+        "broker_request_timeout": max(30.0, settings.session_timeout_s * 2),
+        # Frequent commits bound what a crashed worker re-processes (duplicates absorbed by ids).
+        "broker_commit_interval": settings.commit_interval_s,
+        "consumer_auto_offset_reset": "earliest",
+        "processing_guarantee": settings.processing_guarantee,
+        "table_standby_replicas": 1,
+        "stream_wait_empty": False,
+        "producer_linger": 0.005,
+    }
+
+
+def create_app(settings: Settings) -> faust.App:
+    """A configured, not yet started, Faust app (agents are installed by ``agents``)."""
+    faust_fixes.apply()
+    if settings.broker_flavor == "tansu":
+        tansu_compat.apply(settings.tansu_fetch_max_wait_ms)
+    return faust.App(settings.app_id, **faust_settings(settings))

@@ -1,0 +1,111 @@
+"""The engine's entry points: an event, a timer tick, a profile update, an RM refusal.
+
+Each builds one :class:`~rules.engine.moment.Moment` for the customer, lets the engine's
+parts act on it in a fixed order, and returns its :class:`~rules.engine.verdict.Verdict`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rules.engine import arbitration, goals, rm_capacity, timers
+from rules.engine.moment import Moment
+from rules.engine.verdict import DEFAULT_OPTIONS, EngineOptions, Fired, Verdict, evidence
+from rules.engine.windows import update_features
+from rules.ruleset import CompiledRule, Ruleset
+from rules.state_update import apply_profile, event_fingerprint, event_update, evolve, new_state
+from schemas.capacity import RmReply
+from schemas.events import Event
+from schemas.profile import CustomerProfile
+from schemas.state import CustomerState
+
+
+def decide(
+    event: Event,
+    state: CustomerState | None,
+    ruleset: Ruleset,
+    now: datetime,
+    options: EngineOptions = DEFAULT_OPTIONS,
+) -> Verdict:
+    """Evaluate ``event`` for its customer: end waits it answers, fire due waits, then rules."""
+    state = state or new_state(event.customer_id)
+    fingerprint = event_fingerprint(event)
+    if fingerprint in state.recent_event_ids:  # a re-delivery (is_duplicate, hashed once)
+        return Verdict(state=state, duplicate=True)
+    moment = Moment(state, ruleset, now, options.timer_grace)
+    goals.check(moment, event)
+    timers.cancel_waits(moment, event)
+    timers.fire_due(moment)
+
+    watermark_cap = now + options.max_future_skew
+    features, too_late = update_features(
+        ruleset, moment.state, event, options, watermark_cap, moment.failures
+    )
+    context = moment.context(event, features)
+    candidates = ruleset.for_event(event)
+    fired: list[Fired] = []
+    for rule in candidates:
+        if not _active(rule, event.occurred_at) or not moment.evaluate(rule, context, event):
+            continue
+        if rule.unless is not None:
+            timers.schedule(moment, rule, event)
+            continue
+        try:
+            seen = evidence(rule, context)
+        except Exception as exc:
+            moment.rule_failed(Fired(rule, context, event, {}), exc)
+            continue
+        fired.append(Fired(rule, context, event, seen))
+    arbitration.settle_or_wait(moment, fired)
+    # apply_event, and the features
+    update = event_update(moment.state, event, fingerprint, watermark_cap)
+    update["features"] = features
+    moment.state = evolve(moment.state, update)
+    return moment.verdict(evaluated=tuple([rule.id for rule in candidates]), late=too_late)
+
+
+def fire_due_timers(
+    state: CustomerState, ruleset: Ruleset, now: datetime, options: EngineOptions = DEFAULT_OPTIONS
+) -> Verdict:
+    """Fire the customer's timers that are due at ``now`` (a scheduler tick)."""
+    moment = Moment(state, ruleset, now, options.timer_grace)
+    timers.fire_due(moment)
+    return moment.verdict()
+
+
+def update_profile(
+    state: CustomerState | None,
+    profile: CustomerProfile,
+    ruleset: Ruleset,
+    now: datetime,
+    options: EngineOptions = DEFAULT_OPTIONS,
+) -> Verdict:
+    """Apply a profile update; a consent withdrawal cancels deferred contacts it forbids."""
+    moment = Moment(apply_profile_update(state, profile), ruleset, now, options.timer_grace)
+    timers.withdraw_deferred(moment)
+    return moment.verdict()
+
+
+def handle_rm_capacity_full(
+    state: CustomerState,
+    reply: RmReply,
+    ruleset: Ruleset,
+    now: datetime,
+    options: EngineOptions = DEFAULT_OPTIONS,
+) -> Verdict:
+    """An RM contact came back refused for capacity: fall back, or retry the next day."""
+    moment = Moment(state, ruleset, now, options.timer_grace)
+    rm_capacity.capacity_full(moment, reply)
+    return moment.verdict()
+
+
+def apply_profile_update(state: CustomerState | None, profile: CustomerProfile) -> CustomerState:
+    """Fold a profile update into the state (no rule is triggered by a profile change yet)."""
+    return apply_profile(state or new_state(profile.customer_id), profile)
+
+
+def _active(rule: CompiledRule, at: datetime) -> bool:
+    spec = rule.spec
+    return (spec.start_at is None or spec.start_at <= at) and (
+        spec.end_at is None or at < spec.end_at
+    )
