@@ -1,9 +1,10 @@
 """Backtest speed: events per second through the offline engine on one core (target 50,000).
 
-``kairos backtest`` parses recorded events and runs them through :class:`rules.replay.Replay`
-(the live engine over an in-memory state store, event time as the clock); issue 6 asks for
-at least 50,000 events/s with the example pack. What runs: seeded synthetic traffic for
-``--customers`` customers over ``--days`` days, built in memory, then timed separately
+``kairos backtest`` parses recorded events and runs them through
+:class:`rules.offline.replay.Replay` (the live engine over an in-memory state store, event
+time as the clock); issue 6 asks for at least 50,000 events/s with the example pack. What
+runs: seeded synthetic traffic for ``--customers`` customers over ``--days`` days, built
+in memory, then timed separately
 
 * (a) parsing: ``schemas.codec.decode_event`` on every event's JSON bytes;
 * (b) engine: ``Replay.event`` over the pre-parsed events (profiles fed first, untimed);
@@ -43,7 +44,7 @@ from app.settings import EXAMPLE_RULES
 from app.synthetic import SyntheticConfig, traffic
 from rules.engine import Verdict
 from rules.language.loader import compile_sources, load_ruleset
-from rules.replay import Replay
+from rules.offline.replay import Replay
 from rules.ruleset import Ruleset
 from schemas.codec import decode_event, encode, encode_event
 from schemas.events import Event

@@ -8,7 +8,7 @@ no more than 3x what 10 rules cost per event** — the raw per-event cost, every
 
 What runs. The same seeded synthetic traffic (``app.synthetic``: 30k events of ~140
 customers over 21 days, duplicates and late arrivals included) goes through
-:class:`rules.replay.Replay` — the live engine over an in-memory store, as the backtest
+:class:`rules.offline.replay.Replay` — the live engine over an in-memory store, as the backtest
 uses it — once with no rule at all (the baseline) and once per rule count. Events are
 built before timing starts; only ``Replay.event`` is timed (profiles are loaded first,
 untimed). Configurations are interleaved over the repeats, and the fastest repeat of
@@ -82,7 +82,7 @@ if str(ROOT) not in sys.path:
 
 from app.synthetic import FUNNELS, SCREENS, SyntheticConfig, traffic  # noqa: E402
 from rules.language.loader import compile_sources  # noqa: E402
-from rules.replay import Replay  # noqa: E402
+from rules.offline.replay import Replay  # noqa: E402
 from rules.ruleset import Ruleset  # noqa: E402
 from schemas.events import Event  # noqa: E402
 from schemas.profile import CustomerProfile  # noqa: E402

@@ -7,7 +7,7 @@ and bytes per customer on disk and the worker's memory are what a node must be s
 What runs, on the embedded broker (Tansu, memory storage):
 
 1. **Realistic states.** Seeded synthetic traffic for ``--templates`` customers over
-   ``--days`` days through the offline engine (:class:`rules.replay.Replay`, the live engine
+   ``--days`` days through the offline engine (:class:`rules.offline.replay.Replay`, the live engine
    over an in-memory store) with the example pack, as ``bench/state_size.py`` does; each
    final state keeps its latest decisions as the worker stores them.
 2. **A million customers.** The templates are *cloned* under new customer ids (the state's
@@ -83,7 +83,7 @@ from app.settings import EXAMPLE_RULES, Settings
 from app.synthetic import SyntheticConfig, traffic
 from app.worker import create_app, runtime_config
 from rules.language.loader import load_ruleset
-from rules.replay import Replay
+from rules.offline.replay import Replay
 from schemas.codec import encode_state
 from schemas.decisions import Decision
 from schemas.profile import CustomerProfile

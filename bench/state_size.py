@@ -2,7 +2,7 @@
 
 The state is written to RocksDB and to its changelog on every update, so its size is paid on
 every event and on every restore. What runs: seeded synthetic traffic for ``--customers``
-customers over ``--days`` days through the offline engine (:class:`rules.replay.Replay`,
+customers over ``--days`` days through the offline engine (:class:`rules.offline.replay.Replay`,
 the live engine over an in-memory store) with the example pack; then every customer's
 final state, with its latest decisions as the worker keeps them, is encoded exactly as the
 worker stores it (``schemas.codec.encode_state``) and measured. Prints the distribution and the
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app.settings import EXAMPLE_RULES
 from app.synthetic import SyntheticConfig, traffic
 from rules.language.loader import load_ruleset
-from rules.replay import Replay
+from rules.offline.replay import Replay
 from schemas.codec import encode, encode_state
 from schemas.decisions import Decision
 from schemas.profile import CustomerProfile

@@ -1,7 +1,7 @@
 """``kairos backtest`` around the pure engine: inputs in, a report out for marketing ops.
 
 Reads recorded events (JSONL files, or the live input topics over a time range), drives
-:mod:`rules.backtest` with a progress bar, and renders the report as a table, CSV and an
+:mod:`rules.offline.backtest` with a progress bar, and renders the report as a table, CSV and an
 HTML chart. The numbers themselves are the core's.
 """
 

@@ -12,7 +12,7 @@ import html
 from collections.abc import Sequence
 from datetime import datetime
 
-from rules.backtest import BacktestReport
+from rules.offline.backtest import BacktestReport
 from schemas.actions import Channel
 
 _COLOURS = {

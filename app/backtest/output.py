@@ -12,8 +12,8 @@ import io
 from collections.abc import Iterable
 
 from app.backtest.chart import render_html
-from rules.backtest import BacktestReport, RuleSummary
-from rules.backtest_diff import BacktestDiff
+from rules.offline.backtest import BacktestReport, RuleSummary
+from rules.offline.compare import BacktestDiff
 from schemas.actions import Channel
 from schemas.decisions import Reason
 

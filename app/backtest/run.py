@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import IO, Literal, Protocol
 
 from app.backtest.progress import ProgressBar
-from rules.backtest import Backtest
 from rules.engine import EngineOptions
 from rules.language.loader import load_ruleset
+from rules.offline.backtest import Backtest
 from schemas.codec import decode_event, decode_profile
 from schemas.errors import InvalidEventError, KairosError
 

@@ -63,7 +63,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     )
     from app.kafka import bootstrap_servers
     from app.settings import load_settings
-    from rules.backtest_diff import compare
+    from rules.offline.compare import compare
     from schemas.topics import TopicNames
 
     events: list[Path] | TopicRangeSource = args.events

@@ -1,6 +1,6 @@
 """``kairos report``: per rule, what the live topics say it did and caused, for a terminal.
 
-The numbers come from :mod:`rules.report` (the same for the live topics, a backtest and a
+The numbers come from :mod:`rules.offline.report` (the same for the live topics, a backtest and a
 test); this module only reads the topics and renders the numbers as a table or as JSON.
 """
 
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from app.cli.common import Commands, reach_broker
 
 if TYPE_CHECKING:
-    from rules.report import RuleReport
+    from rules.offline.report import RuleReport
 
 
 def add_commands(commands: Commands) -> None:
@@ -30,7 +30,7 @@ def add_commands(commands: Commands) -> None:
 def _cmd_report(args: argparse.Namespace) -> int:
     from app.kafka import bootstrap_servers, read_to_end
     from app.settings import load_settings
-    from rules.report import build_report
+    from rules.offline.report import build_report
     from schemas.codec import parse_as
     from schemas.conversions import Conversion
     from schemas.decisions import Decision

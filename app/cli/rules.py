@@ -230,7 +230,7 @@ def _cmd_rules_diff(args: argparse.Namespace) -> int:
 
 
 def _cmd_rules_test(args: argparse.Namespace) -> int:
-    import rules.testing as rule_testing
+    import rules.offline.testing as rule_testing
     from rules.language.loader import load_ruleset
 
     try:

@@ -1,6 +1,6 @@
 """One input dispatcher: whatever reaches a customer's partition, to the right part of the engine.
 
-The live worker (``agents.processor``) and the offline replay (``rules.replay``) both call
+The live worker (``agents.processor``) and the offline replay (``rules.offline.replay``) both call
 :func:`dispatch`, and settle RM requests with :func:`~rules.engine.rm_capacity.settle_request`,
 so a backtest decides exactly as the worker does. The drivers supply only I/O: the live one
 decodes Kafka messages, reads and writes the state table and produces the outputs; the

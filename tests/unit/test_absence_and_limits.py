@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rules.engine import EngineOptions, decide, fire_due_timers, in_holdout
-from rules.replay import Replay
+from rules.offline.replay import Replay
 from schemas.codec import decode_event, decode_state, encode
 from schemas.decisions import Outcome, Reason
 from schemas.profile import CustomerProfile

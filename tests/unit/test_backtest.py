@@ -16,8 +16,8 @@ from app.backtest import BacktestInputError, run_backtest
 from app.backtest.progress import ProgressBar
 from app.cli import main
 from app.settings import EXAMPLE_RULES
-from rules.backtest import BacktestReport
-from rules.backtest_diff import compare
+from rules.offline.backtest import BacktestReport
+from rules.offline.compare import compare
 from schemas.errors import RuleFileError
 from tests.factories import drop_off, profile
 

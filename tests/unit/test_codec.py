@@ -8,7 +8,7 @@ import pytest
 from app.settings import EXAMPLE_RULES
 from app.synthetic import SyntheticConfig, traffic
 from rules.language.loader import load_ruleset
-from rules.replay import Replay
+from rules.offline.replay import Replay
 from schemas.codec import (
     decode_event,
     decode_profile,

@@ -69,9 +69,7 @@ def test_expiry_shortcut_matches_expire_on_every_feature(zone: object) -> None:
         horizon = (T0 + step).astimezone(zone)  # type: ignore[arg-type]  # tzinfo variants
         features = _features(rng, horizon)
         # the engine applies the changes by name: their order does not matter
-        assert dict(expired_features(RULESET, features, horizon)) == dict(
-            _naive(features, horizon)
-        )
+        assert dict(expired_features(RULESET, features, horizon)) == dict(_naive(features, horizon))
 
 
 def test_windowed_lists_the_features_with_buckets_to_expire() -> None:

@@ -267,8 +267,8 @@ def test_an_rm_request_that_cannot_be_read_is_dead_lettered() -> None:
 def test_the_backtest_counts_what_the_engine_cannot_decide_as_the_worker_would(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import rules.replay as replay_module
-    from rules.backtest import Backtest
+    import rules.offline.replay as replay_module
+    from rules.offline.backtest import Backtest
     from schemas.codec import decode_event
 
     real_dispatch = replay_module.dispatch

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from rules.engine import EngineOptions
+from rules.offline.replay import Replay
 from rules.policy import Policy, PolicySpec
-from rules.replay import Replay
 from schemas.actions import Channel
 from schemas.codec import decode_event
 from schemas.profile import CustomerProfile

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from app.cli.report import render_table, to_json
-from rules.report import build_report, uplift_interval, wilson
+from rules.offline.report import build_report, uplift_interval, wilson
 from schemas.actions import Channel
 from schemas.conversions import Conversion
 from schemas.decisions import Decision, Outcome, Reason

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rules.engine import EngineOptions
-from rules.replay import Replay
+from rules.offline.replay import Replay
 from schemas.codec import decode_event
 from schemas.profile import CustomerProfile
 from tests.factories import drop_off, profile

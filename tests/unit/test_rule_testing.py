@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import rules.testing as rule_testing
+import rules.offline.testing as rule_testing
 from app.settings import EXAMPLE_RULES
 from rules.language.loader import load_ruleset
 

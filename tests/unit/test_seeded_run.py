@@ -17,8 +17,8 @@ from app.settings import EXAMPLE_RULES
 from app.synthetic import SyntheticConfig, traffic
 from rules.engine import Verdict
 from rules.language.loader import load_ruleset
-from rules.replay import Replay
-from rules.report import build_report
+from rules.offline.replay import Replay
+from rules.offline.report import build_report
 from schemas.actions import Action, Channel
 from schemas.profile import CustomerProfile
 

@@ -3,7 +3,7 @@
 Marketing ops ask "how many customers will this reach, on which channels, at what hours,
 and how much will the contact policy hold back?" before a campaign goes live. The answer
 must come from the engine the worker runs, not from a model of it, so a backtest feeds
-events through :class:`rules.replay.Replay` (the worker's ``decide`` over an in-memory
+events through :class:`rules.offline.replay.Replay` (the worker's ``decide`` over an in-memory
 store, event time as the clock) and only *counts* here. Counts are kept as running totals:
 a month of traffic is millions of events, but a summary is a few hundred numbers.
 
@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field
 
 from rules.engine import EngineOptions, Verdict
-from rules.replay import Replay
-from rules.report import RuleReport, build_report
+from rules.offline.replay import Replay
+from rules.offline.report import RuleReport, build_report
 from rules.ruleset import Ruleset
 from schemas.actions import Action
 from schemas.conversions import Conversion

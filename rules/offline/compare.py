@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rules.backtest import Backtest, BacktestReport, RuleSummary
+from rules.offline.backtest import Backtest, BacktestReport, RuleSummary
 
 RuleChange = Literal["added", "removed", "changed", "same"]
 

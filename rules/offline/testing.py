@@ -13,7 +13,7 @@ Test files live in a ``tests/`` folder next to the rules (``*.yaml``)::
           actions:
             - {rule: loan-dropoff-rm-call, channel: rm, params: {abandoned_step: 4}}
 
-They run offline through :class:`rules.replay.Replay` — the live engine with event time
+They run offline through :class:`rules.offline.replay.Replay` — the live engine with event time
 as the clock — so a passing test means the worker would decide the same.
 """
 
@@ -32,7 +32,7 @@ from ruamel.yaml.error import MarkedYAMLError
 
 from rules.engine import EngineOptions, Verdict
 from rules.language.yaml_reader import plain_yaml
-from rules.replay import Replay
+from rules.offline.replay import Replay
 from rules.ruleset import Ruleset
 from schemas.codec import EVENT_ADAPTER
 from schemas.decisions import Outcome
