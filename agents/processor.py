@@ -3,7 +3,7 @@
 Deliberately free of Faust: it takes bytes and a key-value state store and returns bytes,
 so the Faust agent and the tests run exactly this code. Its three steps are the drivers'
 only work around the engine: decode the message (``agents.decode``), hand the input to
-the engine's one dispatcher (``rules.engine.dispatch``, which offline replays call too)
+the engine's one dispatcher (``rules.engine.dispatcher``, which offline replays call too)
 with the customer's stored state, and count and encode the verdict (``agents.outputs``).
 
 Poison input never raises out of here — it becomes a dead-letter record: invalid input, a

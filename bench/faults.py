@@ -1,7 +1,7 @@
 """The fault suite of issue 7: what one worker loses, repeats or needs a human for.
 
 Every scenario runs a real ``kairos worker`` on the embedded Tansu broker with the immediate
-rules of ``tests/rulesets.py`` (every mortgage-calculator click and every salary of 10,000 or
+rules of ``testkit/rulesets.py`` (every mortgage-calculator click and every salary of 10,000 or
 more earns one push, no waits, caps or quiet hours), so each valid event has exactly one
 expected outcome that can be checked by id:
 
@@ -73,8 +73,8 @@ from rules.ruleset import Ruleset
 from schemas.actions import Channel, derive_action_id
 from schemas.errors import BrokerError
 from schemas.topics import TopicNames
-from tests.factories import click, profile, transaction
-from tests.rulesets import BROKEN_RULE, IMMEDIATE_RULES, broken_bundle, ruleset_from
+from testkit.factories import click, profile, transaction
+from testkit.rulesets import BROKEN_RULE, IMMEDIATE_RULES, broken_bundle, ruleset_from
 
 PARTITIONS = 4
 REPO = Path(__file__).resolve().parent.parent

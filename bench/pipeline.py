@@ -17,7 +17,7 @@ from the first event consumed to the last; the worker counts are polled every 10
 Pipeline figures are printed as ratios to both baselines.
 
 Then **latency**: with a ruleset whose rules all decide on the event itself
-(``tests/rulesets.py``'s immediate rules), events are produced at a fixed rate — half the
+(``testkit/rulesets.py``'s immediate rules), events are produced at a fixed rate — half the
 maximum the worker drained — and each action's delay from its event's production to its
 consumption is recorded: p50 / p99 / max.
 
@@ -61,7 +61,7 @@ from schemas.actions import Channel
 from schemas.codec import encode, encode_event
 from schemas.profile import CustomerProfile
 from schemas.topics import TopicNames
-from tests.rulesets import IMMEDIATE_RULES
+from testkit.rulesets import IMMEDIATE_RULES
 
 PARTITIONS = 4
 REPO = Path(__file__).resolve().parent.parent
@@ -302,7 +302,7 @@ def latency(
     produced to action consumed — at ``fraction`` of that rate for ``seconds``. Returns (maximum
     events/s, the rate used, sorted delays in seconds).
     """
-    from tests.factories import click, profile
+    from testkit.factories import click, profile
 
     prefix = f"lat{fetch_wait_ms}"
     topics = TopicNames(prefix)

@@ -1,7 +1,7 @@
 """Fixes for faust-streaming bugs that lose or stall events on any broker.
 
 Unlike :mod:`app.worker.tansu_compat` these are not accommodations of one broker: they are
-applied to every worker. ``tests/unit/test_faust_fixes.py`` fails when an upgrade of
+applied to every worker. ``tests/app/test_faust_fixes.py`` fails when an upgrade of
 faust-streaming changes the code they replace, so each is re-examined, not carried blindly.
 
 1. **Events delivered during the post-recovery seek are dropped** (``Recovery.

@@ -2,7 +2,7 @@
 
 Apache Kafka needs none of these. They are switched on only when
 ``KAIROS_BROKER_FLAVOR=tansu`` (the demo and the integration tests), and
-``tests/unit/test_tansu_compat.py`` fails if an upgrade of faust-streaming or aiokafka
+``tests/app/test_tansu_compat.py`` fails if an upgrade of faust-streaming or aiokafka
 moves the code they patch. Each was measured (see ``shared/EMBEDDED-BROKER.md``):
 
 1. Faust hard-codes ``fetch_max_wait_ms=1500`` and Tansu holds every fetch open that long

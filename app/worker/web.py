@@ -6,7 +6,7 @@ from us?"). The last serves personal data, so it is off unless a bearer token is
 configured, and the token is compared in constant time and never logged. Faust's own
 pages (``/table/...`` serves whole table rows, ``/router/...`` locates keys) are switched
 off in :func:`app.worker.faust_app.faust_settings`: these routes are all the worker serves, and
-``tests/unit/test_web_routes.py`` holds every route to that.
+``tests/app/test_web_routes.py`` holds every route to that.
 """
 
 from __future__ import annotations

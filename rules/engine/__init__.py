@@ -13,8 +13,8 @@ Rules see the event, the profile, ``state`` as it was *before* this event, and
 
 The parts, one job each::
 
-    dispatch      every kind of input to its entry point (the drivers' one door)
-    decide        the entry points: event, timer tick, profile update, RM refusal
+    dispatcher    every kind of input to its entry point (the drivers' one door)
+    entry_points  decide (an event), a timer tick, a profile update, an RM refusal
     moment        one call's state and outputs; evaluates rules, records decisions
     arbitration   contact policy, one contact per moment, expiry, holdout, quiet hours
     timers        absence waits, deferred contacts, decision windows
@@ -25,14 +25,14 @@ The parts, one job each::
     verdict       options, contexts, the verdict, ids
 """
 
-from rules.engine.decide import (
+from rules.engine.dispatcher import CustomerInput, dispatch
+from rules.engine.entry_points import (
     apply_profile_update,
     decide,
     fire_due_timers,
     handle_rm_capacity_full,
     update_profile,
 )
-from rules.engine.dispatch import CustomerInput, dispatch
 from rules.engine.rm_capacity import RmSettlement, counter_key, settle_request
 from rules.engine.verdict import (
     EngineOptions,

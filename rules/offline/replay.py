@@ -1,7 +1,7 @@
 """Offline replay: the live engine over an in-memory state store, with event time as the clock.
 
 Rule tests and backtests run every input through the worker's own dispatcher
-(:func:`rules.engine.dispatch`, and :func:`rules.engine.settle_request` for RM capacity);
+(:func:`rules.engine.dispatcher`, and :func:`rules.engine.settle_request` for RM capacity);
 only the clock and the store differ. The clock is
 the newest event time seen, and timers fire at their moment (``due + grace`` for an
 absence wait) — when the live scheduler would have woken the customer — so results do not

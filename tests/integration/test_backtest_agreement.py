@@ -34,9 +34,9 @@ from app.synthetic import SyntheticConfig, traffic
 from schemas.actions import Channel
 from schemas.codec import encode_event
 from schemas.profile import CustomerProfile
-from tests.factories import daytime_zone
+from testkit.factories import daytime_zone
+from testkit.rulesets import IMMEDIATE_RULES
 from tests.integration.conftest import KairosUnderTest
-from tests.rulesets import IMMEDIATE_RULES
 
 _EVENTS_PER_CUSTOMER = 20  # waves; bounds the test's length (about half a second a wave)
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from schemas.actions import Channel, derive_action_id
-from tests.factories import click, profile
-from tests.rulesets import IMMEDIATE_RULES
+from testkit.factories import click, profile
+from testkit.rulesets import IMMEDIATE_RULES
 
 pytestmark = pytest.mark.integration
 

@@ -21,9 +21,9 @@ import pytest
 from agents.health import EXIT_AGENT_FAILED
 from app.kafka import WorkerProcess, free_port
 from schemas.actions import Channel
-from tests.factories import click, drop_off, profile, transaction
+from testkit.factories import click, drop_off, profile, transaction
+from testkit.rulesets import IMMEDIATE_RULES
 from tests.integration.agent_failure_worker import FATAL_KEY
-from tests.rulesets import IMMEDIATE_RULES
 
 pytestmark = pytest.mark.integration
 

@@ -10,10 +10,10 @@ import pytest
 
 from app.kafka import WorkerProcess
 from schemas.actions import Channel, derive_action_id
-from tests.factories import click, profile
+from testkit.factories import click, profile
+from testkit.rulesets import IMMEDIATE_RULES
 from tests.integration.conftest import PARTITIONS
 from tests.integration.http import get
-from tests.rulesets import IMMEDIATE_RULES
 
 pytestmark = pytest.mark.integration
 

@@ -17,9 +17,9 @@ from app.cli import main
 from app.worker.lag import ConsumerLagProbe, LagByPartition
 from schemas.actions import Channel
 from schemas.topics import TopicNames
-from tests.factories import click, drop_off, profile
+from testkit.factories import click, drop_off, profile
+from testkit.rulesets import IMMEDIATE_RULES
 from tests.integration.http import get
-from tests.rulesets import IMMEDIATE_RULES
 
 pytestmark = pytest.mark.integration
 

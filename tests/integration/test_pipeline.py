@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from schemas.actions import Channel
-from tests.factories import click, drop_off, profile, transaction
-from tests.rulesets import IMMEDIATE_RULES
+from testkit.factories import click, drop_off, profile, transaction
+from testkit.rulesets import IMMEDIATE_RULES
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from schemas.actions import Channel
-from tests.factories import click, daytime_zone, drop_off, nighttime_zone, now_iso, profile
+from testkit.factories import click, daytime_zone, drop_off, nighttime_zone, now_iso, profile
 
 pytestmark = pytest.mark.integration
 

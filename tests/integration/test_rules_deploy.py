@@ -14,8 +14,8 @@ from app.kafka import RulesTopic, bootstrap_servers
 from app.settings import EXAMPLE_RULES
 from rules.language.loader import load_ruleset
 from schemas.actions import Channel
-from tests.factories import click, daytime_zone, profile
-from tests.rulesets import BROKEN_RULE, broken_bundle
+from testkit.factories import click, daytime_zone, profile
+from testkit.rulesets import BROKEN_RULE, broken_bundle
 
 pytestmark = pytest.mark.integration
 

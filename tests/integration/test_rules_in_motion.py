@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from schemas.actions import Channel
-from tests.factories import click, daytime_zone, drop_off, profile, transaction
+from testkit.factories import click, daytime_zone, drop_off, profile, transaction
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from app.worker.gauges import StoreSize, WorkerGauges
 from app.worker.web import bearer_token_matches
 from schemas.codec import decode_event, encode_state
 from schemas.state import CustomerState, PendingTimer
-from tests.factories import click
+from testkit.factories import click
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 TOKEN = SecretStr("s3cret-token-of-32-characters-xx")

@@ -11,7 +11,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from rules.engine.decide import decide, fire_due_timers, handle_rm_capacity_full, update_profile
+from rules.engine.entry_points import (
+    decide,
+    fire_due_timers,
+    handle_rm_capacity_full,
+    update_profile,
+)
 from rules.engine.verdict import DEFAULT_OPTIONS, EngineOptions, Verdict
 from rules.ruleset import Ruleset
 from schemas.capacity import RmReply

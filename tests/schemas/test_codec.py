@@ -21,7 +21,7 @@ from schemas.errors import InvalidEventError, StateCorruptError
 from schemas.events import Transaction
 from schemas.profile import CustomerProfile
 from schemas.state import CustomerState
-from tests.factories import click, drop_off, profile, transaction
+from testkit.factories import click, drop_off, profile, transaction
 
 
 def _raw(value: dict[str, object]) -> bytes:

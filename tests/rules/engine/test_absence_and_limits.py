@@ -9,8 +9,8 @@ from rules.offline.replay import Replay
 from schemas.codec import decode_event, decode_state, encode
 from schemas.decisions import Outcome, Reason
 from schemas.profile import CustomerProfile
-from tests.factories import click, drop_off, profile, transaction
-from tests.rulesets import ruleset_from
+from testkit.factories import click, drop_off, profile, transaction
+from testkit.rulesets import ruleset_from
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 GRACE = EngineOptions(timer_grace=timedelta(seconds=30))

@@ -9,8 +9,8 @@ from schemas.actions import Channel
 from schemas.codec import decode_state
 from schemas.state import RECENT_DECISIONS
 from schemas.topics import TopicNames
-from tests.factories import drop_off, profile
-from tests.rulesets import IMMEDIATE_RULES, ruleset_from
+from testkit.factories import drop_off, profile
+from testkit.rulesets import IMMEDIATE_RULES, ruleset_from
 
 TOPICS = TopicNames("kairos")
 

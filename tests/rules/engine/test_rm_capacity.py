@@ -8,8 +8,8 @@ from rules.engine import EngineOptions
 from rules.offline.replay import Replay
 from schemas.codec import decode_event
 from schemas.profile import CustomerProfile
-from tests.factories import drop_off, profile
-from tests.rulesets import ruleset_from
+from testkit.factories import drop_off, profile
+from testkit.rulesets import ruleset_from
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 RULES = """

@@ -28,9 +28,9 @@ from schemas.codec import decode_state, encode_state
 from schemas.dead_letter import DeadLetter
 from schemas.state import CustomerState
 from schemas.topics import TopicNames
-from tests.factories import click, drop_off, profile, transaction
-from tests.rulesets import ruleset_from
-from tests.schema_strategies import messages_of, to_json, variations_of
+from testkit.factories import click, drop_off, profile, transaction
+from testkit.rulesets import ruleset_from
+from testkit.schema_strategies import messages_of, to_json, variations_of
 
 TOPICS = TopicNames("kairos")
 _ENGINE_FAILURES = {"processing_failed", "state_unreadable", "output_too_large"}

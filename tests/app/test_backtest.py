@@ -19,7 +19,7 @@ from app.settings import EXAMPLE_RULES
 from rules.offline.backtest import BacktestReport
 from rules.offline.compare import compare
 from schemas.errors import RuleFileError
-from tests.factories import drop_off, profile
+from testkit.factories import drop_off, profile
 
 
 @pytest.fixture(scope="module")

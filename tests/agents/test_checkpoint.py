@@ -8,8 +8,8 @@ from agents.checkpoint import BatchView
 from agents.metrics import Metrics
 from agents.processor import EventProcessor, InputMessage
 from schemas.topics import TopicNames
-from tests.factories import drop_off, profile
-from tests.rulesets import IMMEDIATE_RULES, ruleset_from
+from testkit.factories import drop_off, profile
+from testkit.rulesets import IMMEDIATE_RULES, ruleset_from
 
 TOPICS = TopicNames("kairos")
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import json
 
 from schemas.codec import decode_event
-from tests.factories import click, transaction
-from tests.rulesets import ruleset_from
+from testkit.factories import click, transaction
+from testkit.rulesets import ruleset_from
 
 RULESET = ruleset_from(
     """

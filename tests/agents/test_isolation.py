@@ -23,8 +23,8 @@ from schemas.codec import decode_state
 from schemas.dead_letter import DeadLetter
 from schemas.decisions import Decision
 from schemas.topics import TopicNames
-from tests.factories import click, profile, transaction
-from tests.rulesets import ruleset_from
+from testkit.factories import click, profile, transaction
+from testkit.rulesets import ruleset_from
 
 TOPICS = TopicNames("kairos")
 

@@ -11,7 +11,7 @@ from pydantic_core import TzInfo
 
 from rules.engine.windows import expired_features
 from schemas.state import FeatureState
-from tests.rulesets import ruleset_from
+from testkit.rulesets import ruleset_from
 
 RULESET = ruleset_from(
     """

@@ -14,8 +14,8 @@ from schemas.actions import Channel
 from schemas.codec import decode_event
 from schemas.profile import CustomerProfile
 from schemas.state import ContactRecord
-from tests.factories import click, drop_off, profile
-from tests.rulesets import ruleset_from
+from testkit.factories import click, drop_off, profile
+from testkit.rulesets import ruleset_from
 
 MADRID = ZoneInfo("Europe/Madrid")
 POLICY = """

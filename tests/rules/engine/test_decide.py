@@ -14,8 +14,8 @@ from schemas.actions import Channel
 from schemas.codec import decode_event, decode_profile
 from schemas.decisions import Outcome, Reason
 from schemas.state import CustomerState
-from tests.factories import click, drop_off, profile, transaction
-from tests.rulesets import IMMEDIATE_RULES, ruleset_from
+from testkit.factories import click, drop_off, profile, transaction
+from testkit.rulesets import IMMEDIATE_RULES, ruleset_from
 
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 

@@ -11,7 +11,7 @@ from rules.language.expression_types import ExpressionError
 from rules.language.expressions import compile_expression
 from rules.language.scope import rule_scope
 from schemas.codec import decode_event
-from tests.factories import profile, transaction
+from testkit.factories import profile, transaction
 
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 

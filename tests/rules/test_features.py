@@ -11,8 +11,8 @@ from rules.features import default_bucket
 from schemas.codec import decode_event, encode
 from schemas.profile import CustomerProfile
 from schemas.state import CustomerState
-from tests.factories import click, profile, transaction
-from tests.rulesets import ruleset_from
+from testkit.factories import click, profile, transaction
+from testkit.rulesets import ruleset_from
 
 T0 = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 
