@@ -24,7 +24,7 @@ from agents.config import RULES_FETCH_MAX_WAIT_MS, RuntimeConfig
 from agents.metrics import Metrics
 from agents.processor import EventProcessor
 from rules.deployments import Registry, compile_bundle
-from schemas.errors import DeploymentError, RuleFileError
+from rules.errors import DeploymentError, RuleFileError
 
 log = logging.getLogger(__name__)
 

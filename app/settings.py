@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
-from schemas.errors import ConfigurationError
+from app.errors import ConfigurationError
 
 #: A guessable token would expose personal data; 16 random characters is the floor.
 MIN_TOKEN_LENGTH = 16

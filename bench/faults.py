@@ -59,6 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.structs import TopicPartition
 
+from app.errors import BrokerError
 from app.kafka import (
     EmbeddedBroker,
     RulesTopic,
@@ -71,7 +72,6 @@ from app.kafka import (
 from app.worker.tansu_compat import FETCH_MAX_WAIT_MS
 from rules.ruleset import Ruleset
 from schemas.actions import Channel, derive_action_id
-from schemas.errors import BrokerError
 from schemas.topics import TopicNames
 from testkit.factories import click, profile, transaction
 from testkit.rulesets import BROKEN_RULE, IMMEDIATE_RULES, broken_bundle, ruleset_from

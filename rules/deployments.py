@@ -25,10 +25,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from rules.errors import DeploymentError, RollbackError, RuleFileError
 from rules.language.loader import compile_sources, read_sources
 from rules.ruleset import CompiledRule, Ruleset
 from schemas.deployment import LivePointer, PointerAction, RulesetBundle
-from schemas.errors import DeploymentError, RollbackError, RuleFileError
 
 __all__ = [
     "BUNDLE_KEY_PREFIX",

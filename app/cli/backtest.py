@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.cli.common import EXIT_USAGE, Commands, print_problems, reach_broker
-from schemas.errors import RuleFileError
+from rules.errors import RuleFileError
 
 if TYPE_CHECKING:
     from app.backtest import TopicRangeSource

@@ -7,7 +7,7 @@ import sys
 import time
 from typing import TypeAlias
 
-from schemas.errors import RuleFileError
+from rules.errors import RuleFileError
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.cli.common import Commands, print_problems
-from schemas.errors import DeploymentError, RollbackError, RuleFileError
+from rules.errors import DeploymentError, RollbackError, RuleFileError
 
 if TYPE_CHECKING:
     from app.kafka import RulesTopic

@@ -17,7 +17,8 @@ from collections.abc import Collection, Sequence
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
-from schemas.errors import ConfigurationError, KairosError
+from app.errors import ConfigurationError
+from schemas.errors import KairosError
 from schemas.topics import TopicNames
 
 #: kafka-python's default per-request timeout; a shorter caller timeout lowers it.

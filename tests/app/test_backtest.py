@@ -16,9 +16,9 @@ from app.backtest import BacktestInputError, run_backtest
 from app.backtest.progress import ProgressBar
 from app.cli import main
 from app.settings import EXAMPLE_RULES
+from rules.errors import RuleFileError
 from rules.offline.backtest import BacktestReport
 from rules.offline.compare import compare
-from schemas.errors import RuleFileError
 from testkit.factories import drop_off, profile
 
 

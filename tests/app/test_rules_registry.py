@@ -17,11 +17,11 @@ from rules.deployments import (
     diff_rulesets,
     relative_names,
 )
+from rules.errors import DeploymentError, RollbackError, RuleFileError
 from rules.language.loader import compile_sources
 from rules.ruleset import Ruleset
 from schemas.codec import encode
 from schemas.deployment import LivePointer, PointerAction, RulesetBundle
-from schemas.errors import DeploymentError, RollbackError, RuleFileError
 
 AT = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 

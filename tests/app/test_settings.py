@@ -7,8 +7,8 @@ import pytest
 from pydantic import Field, Secret, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.errors import ConfigurationError
 from app.settings import Settings, configuration_error, env_name, load_settings, secret_fields
-from schemas.errors import ConfigurationError
 
 
 def test_exactly_once_is_refused_on_the_embedded_broker() -> None:

@@ -202,7 +202,7 @@ def test_a_deferred_contact_is_rechecked_against_caps_when_due() -> None:
 
 
 def test_policy_problems_are_reported_with_their_lines() -> None:
-    from schemas.errors import RuleFileError
+    from rules.errors import RuleFileError
 
     bad = """
 policy:

@@ -6,8 +6,8 @@ import pytest
 
 from app.cli import main
 from app.settings import EXAMPLE_RULES
+from rules.errors import RuleFileError
 from rules.language.loader import load_ruleset
-from schemas.errors import RuleFileError
 
 BAD = """\
 rules:

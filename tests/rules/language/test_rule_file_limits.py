@@ -22,12 +22,12 @@ from hypothesis import strategies as st
 
 from app.cli import main
 from app.settings import EXAMPLE_RULES
+from rules.errors import Problem, RuleError, RuleFileError
 from rules.language.durations import MAX_DURATION, parse_duration
 from rules.language.loader import MAX_FEATURES, MAX_RULES, compile_sources, load_ruleset
 from rules.language.params import MAX_PARAM_BYTES, MAX_PARAMS_BYTES, ParamsTooLargeError
 from rules.language.yaml_reader import MAX_ALIAS_EXPANSION, MAX_FILE_BYTES, MAX_NESTING, MAX_VALUES
 from rules.ruleset import CompiledRule, Ruleset
-from schemas.errors import Problem, RuleError, RuleFileError
 
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 
