@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from rules.engine import CustomerInput
 from schemas.capacity import RmReply
-from schemas.codec import decode_event, decode_profile
+from schemas.codec import decode_event, decode_feedback, decode_profile
 from schemas.errors import InvalidEventError
 from schemas.events import EVENT_TYPES
 from schemas.timers import TimerTick
@@ -57,6 +57,8 @@ class InputDecoder:
             )
         if message.topic == self.topics.profile:
             return decode_profile(message.value, message.key)
+        if message.topic == self.topics.feedback:
+            return decode_feedback(message.value, message.key)
         event = decode_event(message.value, message.key)
         expected = self._event_type_by_topic.get(message.topic)
         if expected is not None and expected != event.event_type:

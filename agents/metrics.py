@@ -66,6 +66,13 @@ class Metrics:
             ["rule_id"],
             registry=r,
         )
+        self.feedback = Counter(
+            "kairos_feedback_total",
+            "Channel feedback received, by channel and status; result: applied to a contact, "
+            "a re-send (duplicate), or about no contact this worker knows (unknown_action).",
+            ["channel", "status", "result"],
+            registry=r,
+        )
         self.feature_errors = Counter(
             "kairos_feature_errors_total",
             "Feature updates that raised at run time (the feature kept its previous value).",

@@ -29,6 +29,7 @@ from schemas.capacity import RmRequest
 from schemas.codec import decode_state
 from schemas.errors import InvalidEventError, StateCorruptError
 from schemas.events import EventBase
+from schemas.feedback import Feedback
 from schemas.profile import CustomerProfile
 from schemas.timers import TimerTick
 from schemas.topics import TopicNames
@@ -111,6 +112,11 @@ class EventProcessor:
         current = store.get(key)
         state = decode_state(current) if current else None
         verdict = dispatch(item, state, self.ruleset, self.clock(), self.options)
+        if isinstance(item, Feedback):
+            result = verdict.feedback if verdict is not None else "unknown_action"
+            self.metrics.feedback.labels(item.channel.value, item.status.value, result).inc()
+            if verdict is None or result == "duplicate":
+                return Processed()
         if verdict is None:
             return Processed()
         if isinstance(item, EventBase):

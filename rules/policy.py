@@ -234,7 +234,12 @@ def _same_period(
 
 
 def remember_contact(
-    history: list[ContactRecord], channel: Channel, rule_id: str, at: datetime
+    history: list[ContactRecord],
+    channel: Channel,
+    rule_id: str,
+    at: datetime,
+    ref: str | None = None,
 ) -> list[ContactRecord]:
-    """The history with one more contact, bounded."""
-    return [*history, ContactRecord(channel=channel, rule_id=rule_id, at=at)][-CONTACT_HISTORY:]
+    """The history with one more contact (``ref``: its action's, for feedback), bounded."""
+    contact = ContactRecord(channel=channel, rule_id=rule_id, at=at, ref=ref)
+    return [*history, contact][-CONTACT_HISTORY:]

@@ -53,6 +53,9 @@ def apply_profile(state: CustomerState, profile: CustomerProfile) -> CustomerSta
     """Keep the newest profile: a profile replayed out of order must not undo a withdrawal."""
     if state.profile is not None and state.profile.updated_at > profile.updated_at:
         return state
+    if state.unreachable and profile != state.profile:
+        # A changed profile (a new number, a reinstalled app) may reach the customer again.
+        return evolve(state, {"profile": profile, "unreachable": {}})
     return evolve(state, {"profile": profile})
 
 

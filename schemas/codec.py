@@ -15,6 +15,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from schemas.errors import InvalidEventError, StateCorruptError
 from schemas.events import Event
+from schemas.feedback import Feedback
 from schemas.profile import CustomerProfile
 from schemas.state import CustomerState
 
@@ -75,6 +76,17 @@ def decode_profile(raw: bytes, key: bytes | None = None) -> CustomerProfile:
         raise InvalidEventError(reason, raw, error_type=error_type) from exc
     _check_key(key, profile.customer_id, raw)
     return profile
+
+
+def decode_feedback(raw: bytes, key: bytes | None = None) -> Feedback:
+    """Parse and validate a channel's feedback, or raise :class:`InvalidEventError`."""
+    try:
+        feedback = Feedback.model_validate_json(raw)
+    except ValidationError as exc:
+        error_type, reason = _describe(exc)
+        raise InvalidEventError(reason, raw, error_type=error_type) from exc
+    _check_key(key, feedback.customer_id, raw)
+    return feedback
 
 
 #: First byte of a stored state: how the rest is encoded. Plain JSON (earlier releases)

@@ -43,6 +43,8 @@ class Reason(StrEnum):
     CONSENT_WITHDRAWN = "consent_withdrawn"
     RULE_WITHDRAWN = "rule_withdrawn"
     RM_CAPACITY = "rm_capacity"
+    #: Every channel the rule may use hard-bounced (a wrong number, an uninstalled app).
+    UNREACHABLE = "unreachable"
     #: The rule raised at run time (e.g. a division by zero in a parameter): counted in
     #: ``kairos_rule_errors_total``, and the other rules of the moment still decide.
     RULE_ERROR = "rule_error"

@@ -18,6 +18,7 @@ from schemas.dead_letter import DeadLetter
 from schemas.decisions import Decision
 from schemas.deployment import LivePointer, RulesetBundle
 from schemas.events import Event
+from schemas.feedback import Feedback
 from schemas.profile import CustomerProfile
 
 SCHEMA_DIR = Path(__file__).parent / "jsonschema"
@@ -25,6 +26,7 @@ SCHEMA_DIR = Path(__file__).parent / "jsonschema"
 _MODELS: dict[str, type[BaseModel] | TypeAdapter[Any]] = {
     "event": TypeAdapter(Event),
     "profile": CustomerProfile,
+    "feedback": Feedback,
     "action": Action,
     "decision": Decision,
     "conversion": Conversion,

@@ -15,6 +15,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from schemas.actions import Channel
 from schemas.decisions import Decision, Outcome, Reason
 from schemas.events import Event
+from schemas.feedback import FeedbackStatus
 from schemas.profile import CustomerProfile
 
 #: How many recent events are remembered (as short hashes of their ids) to drop re-deliveries;
@@ -85,13 +86,21 @@ class PendingGoal(BaseModel):
 
 
 class ContactRecord(BaseModel):
-    """One marketing contact sent, for frequency caps."""
+    """One marketing contact sent: for frequency caps, and what became of it.
+
+    ``ref`` matches the channel's feedback to the contact (:func:`schemas.feedback.action_ref`
+    of its ``action_id``); ``status`` is the furthest the channel has reported, ``sent``
+    until it reports anything.
+    """
 
     model_config = ConfigDict(extra="ignore")
 
     channel: Channel
     rule_id: str
     at: AwareDatetime
+    ref: str | None = None
+    status: Literal["sent"] | FeedbackStatus = "sent"
+    status_at: AwareDatetime | None = None
 
 
 class RuleHistory(BaseModel):
@@ -140,6 +149,10 @@ class CustomerState(BaseModel):
     )
     goals: list[PendingGoal] = Field(
         default=[], description="Decisions still waiting for their goal (bounded)."
+    )
+    unreachable: dict[Channel, AwareDatetime] = Field(
+        default={},
+        description="Channels that hard-bounced, and when: not used until the profile changes.",
     )
     contacts_sent: int = 0
     last_contact_at: AwareDatetime | None = None

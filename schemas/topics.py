@@ -29,6 +29,11 @@ class TopicNames:
         return self._name("events.drop_off")
 
     @property
+    def feedback(self) -> str:
+        """Channel systems' reports on actions (delivered, opened, failed, ...)."""
+        return self._name("feedback")
+
+    @property
     def profile(self) -> str:
         return self._name("customers.profile")
 
@@ -77,7 +82,7 @@ class TopicNames:
 
     @property
     def inputs(self) -> tuple[str, ...]:
-        return (*self.event_inputs, self.profile, self.timers, self.rm_replies)
+        return (*self.event_inputs, self.profile, self.feedback, self.timers, self.rm_replies)
 
     @property
     def outputs(self) -> tuple[str, ...]:

@@ -30,7 +30,7 @@ EXPORTED: dict[str, set[str]] = {
     },
     "rules.engine": {
         "CustomerInput", "EngineOptions", "RmSettlement", "RuleFailure", "TimerChange",
-        "Verdict", "apply_profile_update", "counter_key", "decide", "dispatch",
+        "Verdict", "apply_feedback", "apply_profile_update", "counter_key", "decide", "dispatch",
         "fire_due_timers", "fires_at", "handle_rm_capacity_full", "in_holdout",
         "settle_request", "update_profile",
     },

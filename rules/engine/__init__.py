@@ -14,7 +14,8 @@ Rules see the event, the profile, ``state`` as it was *before* this event, and
 The parts, one job each::
 
     dispatcher    every kind of input to its entry point (the drivers' one door)
-    entry_points  decide (an event), a timer tick, a profile update, an RM refusal
+    entry_points  decide (an event), a timer tick, a profile update, feedback, an RM refusal
+    feedback      a channel's report folded into its contact; bounces and unsubscribes
     moment        one call's state and outputs; evaluates rules, records decisions
     arbitration   contact policy, one contact per moment, expiry, holdout, quiet hours
     timers        absence waits, deferred contacts, decision windows
@@ -27,6 +28,7 @@ The parts, one job each::
 
 from rules.engine.dispatcher import CustomerInput, dispatch
 from rules.engine.entry_points import (
+    apply_feedback,
     apply_profile_update,
     decide,
     fire_due_timers,
@@ -50,6 +52,7 @@ __all__ = [
     "RuleFailure",
     "TimerChange",
     "Verdict",
+    "apply_feedback",
     "apply_profile_update",
     "counter_key",
     "decide",

@@ -40,7 +40,7 @@ def settle(
     failed: set[str] = set()
     for item in fired:
         try:
-            reach = choose_channel(profile, item.rule.channels, capped)
+            reach = choose_channel(profile, item.rule.channels, capped, moment.state.unreachable)
             blocked = contact_limit(moment, item.rule)
         except Exception as exc:
             moment.rule_failed(item, exc)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from schemas.actions import Channel
 from schemas.decisions import Reason
@@ -33,8 +34,9 @@ def choose_channel(
     profile: CustomerProfile | None,
     preferences: list[Channel],
     capped: Mapping[Channel, str] | None = None,
+    unreachable: Mapping[Channel, datetime] | None = None,
 ) -> Reachability:
-    """First usable channel in preference order: consented, receivable, not capped.
+    """First usable channel in preference order: consented, receivable, reachable, not capped.
 
     When none is, the most telling reason why.
     """
@@ -51,6 +53,9 @@ def choose_channel(
             refused.append((Reason.PUSH_DISABLED, "push: notifications disabled on device"))
         elif channel is Channel.RM and profile.rm_id is None and profile.branch_id is None:
             refused.append((Reason.NO_CONSENT, "rm: no relationship manager or branch assigned"))
+        elif unreachable and channel in unreachable:
+            since = unreachable[channel].date().isoformat()
+            refused.append((Reason.UNREACHABLE, f"{channel.value}: hard bounce on {since}"))
         elif channel in capped:
             refused.append((Reason.FREQUENCY_CAP, f"{channel.value}: {capped[channel]}"))
         else:
@@ -63,6 +68,8 @@ def choose_channel(
         if Reason.FREQUENCY_CAP in codes
         else Reason.PUSH_DISABLED
         if codes == {Reason.PUSH_DISABLED}
+        else Reason.UNREACHABLE
+        if codes == {Reason.UNREACHABLE}
         else Reason.NO_CONSENT
     )
     return Reachability(None, code, "; ".join(text for _, text in refused))

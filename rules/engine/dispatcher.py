@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from rules.engine.entry_points import (
+    apply_feedback,
     decide,
     fire_due_timers,
     handle_rm_capacity_full,
@@ -21,12 +22,14 @@ from rules.engine.verdict import DEFAULT_OPTIONS, EngineOptions, Verdict
 from rules.ruleset import Ruleset
 from schemas.capacity import RmReply
 from schemas.events import Event, EventBase
+from schemas.feedback import Feedback
 from schemas.profile import CustomerProfile
 from schemas.state import CustomerState
 from schemas.timers import TimerTick
 
-#: Every input keyed by customer: a profile update, an event, a timer tick, an RM refusal.
-CustomerInput = CustomerProfile | Event | TimerTick | RmReply
+#: Every input keyed by customer: a profile update, an event, a channel's feedback, a timer
+#: tick, an RM refusal.
+CustomerInput = CustomerProfile | Event | Feedback | TimerTick | RmReply
 
 
 def dispatch(
@@ -38,8 +41,8 @@ def dispatch(
 ) -> Verdict | None:
     """Decide one input for its customer; ``None`` when there is nothing to decide.
 
-    A timer tick or an RM refusal for a customer without state has nothing to act on (the
-    state that scheduled it is gone, e.g. after a data deletion).
+    A timer tick, an RM refusal or feedback for a customer without state has nothing to act
+    on (the state that scheduled it is gone, e.g. after a data deletion, or never existed).
     """
     if isinstance(item, EventBase):
         return decide(item, state, ruleset, now, options)
@@ -47,6 +50,8 @@ def dispatch(
         return update_profile(state, item, ruleset, now, options)
     if state is None:
         return None
+    if isinstance(item, Feedback):
+        return apply_feedback(state, item, ruleset, now, options)
     if isinstance(item, TimerTick):
         return fire_due_timers(state, ruleset, now, options)
     return handle_rm_capacity_full(state, item, ruleset, now, options)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from rules.engine import arbitration, goals, rm_capacity, timers
+from rules.engine import feedback as feedback_part
 from rules.engine.moment import Moment
 from rules.engine.verdict import DEFAULT_OPTIONS, EngineOptions, Fired, Verdict, evidence
 from rules.engine.windows import update_features
@@ -16,6 +17,7 @@ from rules.ruleset import CompiledRule, Ruleset
 from rules.state_update import apply_profile, event_fingerprint, event_update, evolve, new_state
 from schemas.capacity import RmReply
 from schemas.events import Event
+from schemas.feedback import Feedback
 from schemas.profile import CustomerProfile
 from schemas.state import CustomerState
 
@@ -97,6 +99,19 @@ def handle_rm_capacity_full(
     moment = Moment(state, ruleset, now, options.timer_grace)
     rm_capacity.capacity_full(moment, reply)
     return moment.verdict()
+
+
+def apply_feedback(
+    state: CustomerState,
+    feedback: Feedback,
+    ruleset: Ruleset,
+    now: datetime,
+    options: EngineOptions = DEFAULT_OPTIONS,
+) -> Verdict:
+    """A channel's report on one of the customer's contacts (see ``rules.engine.feedback``)."""
+    moment = Moment(state, ruleset, now, options.timer_grace)
+    result = feedback_part.apply(moment, feedback)
+    return moment.verdict(feedback=result)
 
 
 def apply_profile_update(state: CustomerState | None, profile: CustomerProfile) -> CustomerState:

@@ -33,6 +33,7 @@ from schemas.capacity import RmRequest
 from schemas.conversions import Conversion
 from schemas.decisions import Decision, Outcome, Reason
 from schemas.events import Event
+from schemas.feedback import action_ref
 from schemas.state import CustomerState, FeatureState, PendingTimer, RuleHistory
 
 #: One rule's outcome at a moment: what, why (code and text), and on which channel.
@@ -127,7 +128,7 @@ class Moment:
                 trigger_event_ids=trigger_ids,
                 reason=why,
             )
-            self.count_contact(rule, channel)
+            self.count_contact(rule, channel, action_id)
         elif outcome is Outcome.HELD_OUT:
             self.count_rule_use(rule)  # as if sent: the holdout must meet the same cooldowns
         decision = Decision(
@@ -163,13 +164,14 @@ class Moment:
         rules[rule.id] = RuleHistory(sent=history.sent + 1, last_sent_at=self.now)
         self.state = evolve(self.state, {"rules": rules})
 
-    def count_contact(self, rule: CompiledRule, channel: Channel) -> None:
-        """A real contact: the rule's limits and the customer's frequency caps."""
+    def count_contact(self, rule: CompiledRule, channel: Channel, action_id: str) -> None:
+        """A real contact: the rule's limits, the customer's caps, and a ref for feedback."""
         self.count_rule_use(rule)
+        ref = action_ref(action_id)
         self.state = evolve(
             self.state,
             {
-                "contacts": remember_contact(self.state.contacts, channel, rule.id, self.now),
+                "contacts": remember_contact(self.state.contacts, channel, rule.id, self.now, ref),
                 "contacts_sent": self.state.contacts_sent + 1,
                 "last_contact_at": self.now,
             },

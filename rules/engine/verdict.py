@@ -106,6 +106,8 @@ class Verdict:
     timers: list[TimerChange] = field(default_factory=list)
     conversions: list[Conversion] = field(default_factory=list)
     rm_requests: list[RmRequest] = field(default_factory=list)
+    #: For channel feedback: "applied", "duplicate" or "unknown_action".
+    feedback: str | None = None
 
     #: When the customer's earliest pending timer should fire (for the scheduler).
     wake_up_at: datetime | None = None

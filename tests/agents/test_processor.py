@@ -113,3 +113,41 @@ def test_an_oversized_message_is_dead_lettered_unparsed_and_the_letter_stays_sma
         metrics.registry.get_sample_value("kairos_events_invalid_total", {"reason": "too_large"})
         == 1
     )
+
+
+def test_feedback_is_applied_counted_and_dead_lettered_when_malformed() -> None:
+    processor, metrics = _processor()
+    store: dict[bytes, bytes] = {}
+    for topic, value in [
+        (TOPICS.profile, profile("C1")),
+        (TOPICS.drop_off, drop_off("C1", step=4)),
+    ]:
+        processed = processor.process(_message(topic, json.dumps(value).encode()), store)
+        assert processed.state is not None
+        store[processed.state[0]] = processed.state[1]
+    [action] = [json.loads(o.value) for o in processed.outputs if "actions" in o.topic]
+    report = {
+        "feedback_id": "fb-1",
+        "action_id": action["action_id"],
+        "customer_id": "C1",
+        "channel": action["channel"],
+        "status": "opened",
+        "occurred_at": action["created_at"],
+    }
+    raw = json.dumps(report).encode()
+    applied = processor.process(_message(TOPICS.feedback, raw, offset=1), store)
+    assert applied.state is not None and applied.outputs == []
+    assert decode_state(applied.state[1]).contacts[-1].status == "opened"
+    store[applied.state[0]] = applied.state[1]
+    again = processor.process(_message(TOPICS.feedback, raw, offset=2), store)
+    assert again.state is None, "a re-sent report changes nothing"
+    sample = metrics.registry.get_sample_value
+    labels = {"channel": action["channel"], "status": "opened"}
+    assert sample("kairos_feedback_total", {**labels, "result": "applied"}) == 1
+    assert sample("kairos_feedback_total", {**labels, "result": "duplicate"}) == 1
+    keyless = processor.process(_message(TOPICS.feedback, raw, key=None, offset=3), store)
+    assert json.loads(keyless.outputs[0].value)["error_type"] == "missing_key"
+    bad = processor.process(
+        _message(TOPICS.feedback, json.dumps({**report, "status": "failed"}).encode()), store
+    )
+    assert json.loads(bad.outputs[0].value)["error_type"] == "invalid_field"

@@ -1,0 +1,67 @@
+"""Hearing back: a channel's report folded into the contact it is about.
+
+The customer's recent contacts remember a short reference to each action
+(:func:`schemas.feedback.action_ref`), so a report finds its contact without a lookup
+elsewhere. Statuses only move forward (a late "delivered" never undoes an "opened"); a
+report is applied once, however often the channel re-sends it. Two reports change the
+contact policy at once:
+
+* a **hard bounce** marks the channel unreachable for the customer until their profile
+  changes (a new number, a reinstalled app), so no rule tries it again meanwhile;
+* an **unsubscribe** withdraws that channel's consent (until the bank's profile says
+  otherwise) and cancels the contacts deferred on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Literal
+
+from rules.engine import timers
+from rules.state_update import evolve
+from schemas.feedback import STATUS_RANK, Feedback, FeedbackStatus, action_ref
+from schemas.state import RECENT_EVENT_IDS
+
+if TYPE_CHECKING:
+    from rules.engine.moment import Moment
+
+#: What became of one report: applied to a contact, a re-send, or about no known contact
+#: (an action older than the bounded history, or another system's id).
+FeedbackResult = Literal["applied", "duplicate", "unknown_action"]
+
+
+def feedback_fingerprint(feedback: Feedback) -> str:
+    """48 bits of the report's id hash, kept with the event ids to recognise re-sends."""
+    return "f" + hashlib.blake2b(feedback.feedback_id.encode(), digest_size=6).hexdigest()
+
+
+def apply(moment: Moment, feedback: Feedback) -> FeedbackResult:
+    """Fold ``feedback`` into the customer's state; what became of it."""
+    state = moment.state
+    fingerprint = feedback_fingerprint(feedback)
+    if fingerprint in state.recent_event_ids:
+        return "duplicate"
+    seen = [*state.recent_event_ids[1 - RECENT_EVENT_IDS :], fingerprint]
+    ref = action_ref(feedback.action_id)
+    contacts = list(state.contacts)
+    index = next((i for i in range(len(contacts) - 1, -1, -1) if contacts[i].ref == ref), None)
+    if index is None:
+        moment.state = evolve(state, {"recent_event_ids": seen})
+        return "unknown_action"
+    contact = contacts[index]
+    update: dict[str, object] = {"recent_event_ids": seen}
+    if STATUS_RANK[feedback.status] > STATUS_RANK[contact.status]:
+        contacts[index] = evolve(
+            contact, {"status": feedback.status, "status_at": feedback.occurred_at}
+        )
+        update["contacts"] = contacts
+    if feedback.status is FeedbackStatus.FAILED and feedback.failure == "hard":
+        update["unreachable"] = {**state.unreachable, feedback.channel: feedback.occurred_at}
+    withdraw = feedback.status is FeedbackStatus.UNSUBSCRIBED and state.profile is not None
+    if withdraw and state.profile is not None:
+        consent = evolve(state.profile.consent, {feedback.channel.value: False})
+        update["profile"] = evolve(state.profile, {"consent": consent})
+    moment.state = evolve(state, update)
+    if withdraw:
+        timers.withdraw_deferred(moment)  # deferred contacts on that channel are cancelled
+    return "applied"

@@ -1,0 +1,113 @@
+"""Channel feedback: what became of an action, as the channel system that carried it saw it.
+
+SMS gateways, the push service and the RM desk report on ``<prefix>.feedback``, keyed and
+co-partitioned by ``customer_id`` like every input, so a customer's feedback meets their
+state (and their contact history) on one worker. Each record names the ``action_id`` it is
+about and carries its own ``feedback_id``: a channel system that re-sends a report re-sends
+the same id, and Kairos applies it once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from schemas.actions import Channel
+from schemas.events import MAX_COUNT, BankTime, NonEmptyStr
+
+
+class FeedbackStatus(StrEnum):
+    """What happened to an action; a bounded set, safe as a metric label."""
+
+    DELIVERED = "delivered"
+    FAILED = "failed"  # with ``failure``: hard (never retry the address) or soft
+    OPENED = "opened"
+    CLICKED = "clicked"
+    DISMISSED = "dismissed"
+    REPLIED = "replied"
+    UNSUBSCRIBED = "unsubscribed"  # the customer opted out of this channel at the provider
+    # An RM task's call outcome:
+    REACHED = "reached"
+    NOT_REACHED = "not_reached"
+    INTERESTED = "interested"
+    DECLINED = "declined"
+
+
+#: How far along each status is: a late "delivered" never undoes an "opened".
+STATUS_RANK: dict[str, int] = {
+    "sent": 0,
+    FeedbackStatus.DELIVERED: 1,
+    FeedbackStatus.NOT_REACHED: 1,
+    FeedbackStatus.DISMISSED: 2,
+    FeedbackStatus.REACHED: 2,
+    FeedbackStatus.OPENED: 3,
+    FeedbackStatus.DECLINED: 3,
+    FeedbackStatus.CLICKED: 4,
+    FeedbackStatus.REPLIED: 4,
+    FeedbackStatus.INTERESTED: 4,
+    FeedbackStatus.FAILED: 5,
+    FeedbackStatus.UNSUBSCRIBED: 6,
+}
+
+#: Statuses that mean the customer engaged with the contact.
+ENGAGED: frozenset[str] = frozenset(
+    {
+        FeedbackStatus.OPENED,
+        FeedbackStatus.CLICKED,
+        FeedbackStatus.REPLIED,
+        FeedbackStatus.REACHED,
+        FeedbackStatus.INTERESTED,
+    }
+)
+
+#: Statuses only an RM task can have, and statuses an RM task cannot have.
+_RM_ONLY = frozenset(
+    {
+        FeedbackStatus.REACHED,
+        FeedbackStatus.NOT_REACHED,
+        FeedbackStatus.INTERESTED,
+        FeedbackStatus.DECLINED,
+    }
+)
+
+
+class Feedback(BaseModel):
+    """One report from a channel system about one action."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    feedback_id: NonEmptyStr = Field(description="Unique per report; re-sends keep it.")
+    action_id: NonEmptyStr = Field(description="The action this reports on.")
+    customer_id: NonEmptyStr = Field(description="Also the Kafka message key.")
+    channel: Channel
+    status: FeedbackStatus
+    occurred_at: BankTime = Field(description="When the channel saw it (RFC 3339 with offset).")
+    failure: Literal["hard", "soft"] | None = Field(
+        default=None,
+        description="For status 'failed': 'hard' (the address or device will never work: the "
+        "channel is marked unreachable) or 'soft' (temporary).",
+    )
+    reason: str | None = Field(
+        default=None, max_length=256, description="The provider's own reason, as text."
+    )
+    schema_version: int = Field(default=1, ge=1, le=MAX_COUNT)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Feedback:
+        if (self.status is FeedbackStatus.FAILED) != (self.failure is not None):
+            raise ValueError("'failure' (hard or soft) goes with status 'failed', and only there")
+        if self.status in _RM_ONLY and self.channel is not Channel.RM:
+            raise ValueError(f"status {self.status.value!r} is a call outcome: RM tasks only")
+        return self
+
+
+def action_ref(action_id: str) -> str:
+    """48 bits of an action id's hash: what the contact history keeps to match feedback.
+
+    A whole id is 36 random characters that do not compress; 32 remembered contacts would
+    add more than a kilobyte to every customer's state.
+    """
+    return hashlib.blake2b(action_id.encode(), digest_size=6).hexdigest()

@@ -1,0 +1,171 @@
+"""Channel feedback folded into the contacts it reports on: statuses, bounces, unsubscribes."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from rules.engine import apply_feedback, apply_profile_update, decide, dispatch
+from rules.ruleset import Ruleset
+from schemas.actions import Action, Channel
+from schemas.codec import decode_event, decode_profile
+from schemas.decisions import Outcome, Reason
+from schemas.feedback import Feedback
+from schemas.state import CustomerState
+from testkit.factories import click, drop_off, profile, transaction
+from testkit.rulesets import IMMEDIATE_RULES, ruleset_from
+
+NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+_ids = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def rules() -> Ruleset:
+    return ruleset_from(IMMEDIATE_RULES)
+
+
+def _profiled(**overrides: Any) -> CustomerState:
+    overrides.setdefault("updated_at", (NOW - timedelta(days=1)).isoformat())
+    overrides.setdefault("timezone", "UTC")
+    raw = json.dumps(profile("C1", **overrides)).encode()
+    return apply_profile_update(None, decode_profile(raw))
+
+
+def _contacted(rules: Ruleset, state: CustomerState) -> tuple[CustomerState, Action]:
+    """A drop-off that the digital nudge answers with one push."""
+    event = decode_event(json.dumps(drop_off("C1", step=4, occurred_at=NOW.isoformat())).encode())
+    verdict = decide(event, state, rules, NOW)
+    [action] = verdict.actions
+    return verdict.state, action
+
+
+def _feedback(action: Action, status: str, **fields: Any) -> Feedback:
+    return Feedback.model_validate(
+        {
+            "feedback_id": f"fb-{next(_ids)}",
+            "action_id": action.action_id,
+            "customer_id": "C1",
+            "channel": action.channel.value,
+            "status": status,
+            "occurred_at": (NOW + timedelta(minutes=1)).isoformat(),
+            **fields,
+        }
+    )
+
+
+def test_a_contact_moves_forward_with_its_feedback_and_never_back(rules: Ruleset) -> None:
+    state, action = _contacted(rules, _profiled())
+    assert state.contacts[-1].status == "sent"
+    opened = apply_feedback(state, _feedback(action, "opened"), rules, NOW)
+    assert opened.feedback == "applied"
+    assert opened.state.contacts[-1].status == "opened"
+    late = apply_feedback(opened.state, _feedback(action, "delivered"), rules, NOW)
+    assert late.feedback == "applied"
+    assert late.state.contacts[-1].status == "opened", "a late 'delivered' undoes nothing"
+
+
+def test_a_resent_report_is_applied_once_and_an_unknown_action_is_counted(
+    rules: Ruleset,
+) -> None:
+    state, action = _contacted(rules, _profiled())
+    report = _feedback(action, "clicked")
+    first = apply_feedback(state, report, rules, NOW)
+    again = apply_feedback(first.state, report, rules, NOW)
+    assert (first.feedback, again.feedback) == ("applied", "duplicate")
+    stranger = _feedback(action, "opened", action_id="act_not_ours")
+    assert apply_feedback(state, stranger, rules, NOW).feedback == "unknown_action"
+    assert dispatch(stranger, None, rules, NOW) is None, "no state, nothing to act on"
+
+
+def test_a_hard_bounce_makes_the_channel_unreachable_until_the_profile_changes(
+    rules: Ruleset,
+) -> None:
+    state, action = _contacted(rules, _profiled())
+    assert action.channel is Channel.PUSH
+    bounced = apply_feedback(state, _feedback(action, "failed", failure="hard"), rules, NOW)
+    assert Channel.PUSH in bounced.state.unreachable
+    later = decode_event(
+        json.dumps(click("C1", occurred_at=(NOW + timedelta(hours=1)).isoformat())).encode()
+    )
+    verdict = decide(later, bounced.state, rules, NOW + timedelta(hours=1))
+    [fallback] = verdict.actions
+    assert fallback.channel is Channel.SMS
+    assert "push: hard bounce" in fallback.reason
+    newer = json.dumps(profile("C1", timezone="UTC", updated_at=NOW.isoformat())).encode()
+    assert apply_profile_update(bounced.state, decode_profile(newer)).unreachable == {}
+
+
+def test_a_soft_failure_changes_the_status_but_not_the_reachability(rules: Ruleset) -> None:
+    state, action = _contacted(rules, _profiled())
+    soft = apply_feedback(state, _feedback(action, "failed", failure="soft"), rules, NOW)
+    assert soft.state.contacts[-1].status == "failed"
+    assert soft.state.unreachable == {}
+
+
+def test_a_rule_whose_only_channel_bounced_is_suppressed_as_unreachable(
+    rules: Ruleset,
+) -> None:
+    state, action = _contacted(rules, _profiled())
+    bounced = apply_feedback(state, _feedback(action, "failed", failure="hard"), rules, NOW)
+    salary = decode_event(  # salary-wealth-offer contacts by push only
+        json.dumps(transaction("C1", occurred_at=(NOW + timedelta(hours=1)).isoformat())).encode()
+    )
+    verdict = decide(salary, bounced.state, rules, NOW + timedelta(hours=1))
+    assert verdict.actions == []
+    [decision] = verdict.decisions
+    assert decision.reason_code is Reason.UNREACHABLE
+    assert "push: hard bounce" in decision.reason
+
+
+def test_an_unsubscribe_withdraws_consent_and_cancels_a_deferred_contact(
+    rules: Ruleset,
+) -> None:
+    night = ruleset_from(
+        IMMEDIATE_RULES
+        + """
+policy:
+  quiet_hours:
+    - {channels: [sms, push], start: "21:00", end: "08:00", action: defer}
+"""
+    )
+    state = _profiled(timezone="Etc/GMT-11")  # 23:00 there at NOW
+    state, action = _contacted(ruleset_from(IMMEDIATE_RULES), state)
+    event = decode_event(
+        json.dumps(click("C1", occurred_at=(NOW + timedelta(minutes=2)).isoformat())).encode()
+    )
+    deferred = decide(event, state, night, NOW + timedelta(minutes=2))
+    assert [d.outcome for d in deferred.decisions] == [Outcome.DEFERRED]
+    assert [t.kind for t in deferred.state.timers] == ["deferred"]
+    report = _feedback(action, "unsubscribed")
+    verdict = apply_feedback(deferred.state, report, night, NOW + timedelta(minutes=3))
+    assert verdict.state.profile is not None and verdict.state.profile.consent.push is False
+    assert verdict.state.timers == [], "the push deferred to the morning is cancelled"
+    assert [d.reason_code for d in verdict.decisions] == [Reason.CONSENT_WITHDRAWN]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"status": "failed"}, "'failure'"),
+        ({"status": "delivered", "failure": "hard"}, "'failure'"),
+        ({"status": "reached"}, "RM tasks only"),
+        ({"status": "read"}, "status"),
+        ({"occurred_at": "9999-12-31T00:00:00Z"}, "occurred_at"),
+    ],
+)
+def test_feedback_that_cannot_be_true_is_refused(fields: dict[str, Any], message: str) -> None:
+    base = {
+        "feedback_id": "fb-x",
+        "action_id": "act_x",
+        "customer_id": "C1",
+        "channel": "push",
+        "status": "delivered",
+        "occurred_at": NOW.isoformat(),
+    }
+    with pytest.raises(ValidationError, match=message):
+        Feedback.model_validate({**base, **fields})
