@@ -56,37 +56,37 @@ def _check_key(key: bytes | None, customer_id: str, raw: bytes) -> None:
         )
 
 
-def decode_event(raw: bytes, key: bytes | None = None) -> Event:
-    """Parse and validate an input event, or raise :class:`InvalidEventError`."""
+_KeyedT = TypeVar("_KeyedT", Event, CustomerProfile, Feedback)
+
+
+def _decode_keyed(adapter: TypeAdapter[_KeyedT], raw: bytes, key: bytes | None) -> _KeyedT:
+    """Parse and validate one keyed input, or raise :class:`InvalidEventError`."""
     try:
-        event = EVENT_ADAPTER.validate_json(raw)
+        value = adapter.validate_json(raw)
     except ValidationError as exc:
         error_type, reason = _describe(exc)
         raise InvalidEventError(reason, raw, error_type=error_type) from exc
-    _check_key(key, event.customer_id, raw)
-    return event
+    _check_key(key, value.customer_id, raw)
+    return value
+
+
+_PROFILE_ADAPTER: TypeAdapter[CustomerProfile] = TypeAdapter(CustomerProfile)
+_FEEDBACK_ADAPTER: TypeAdapter[Feedback] = TypeAdapter(Feedback)
+
+
+def decode_event(raw: bytes, key: bytes | None = None) -> Event:
+    """Parse and validate an input event, or raise :class:`InvalidEventError`."""
+    return _decode_keyed(EVENT_ADAPTER, raw, key)
 
 
 def decode_profile(raw: bytes, key: bytes | None = None) -> CustomerProfile:
     """Parse and validate a profile update, or raise :class:`InvalidEventError`."""
-    try:
-        profile = CustomerProfile.model_validate_json(raw)
-    except ValidationError as exc:
-        error_type, reason = _describe(exc)
-        raise InvalidEventError(reason, raw, error_type=error_type) from exc
-    _check_key(key, profile.customer_id, raw)
-    return profile
+    return _decode_keyed(_PROFILE_ADAPTER, raw, key)
 
 
 def decode_feedback(raw: bytes, key: bytes | None = None) -> Feedback:
     """Parse and validate a channel's feedback, or raise :class:`InvalidEventError`."""
-    try:
-        feedback = Feedback.model_validate_json(raw)
-    except ValidationError as exc:
-        error_type, reason = _describe(exc)
-        raise InvalidEventError(reason, raw, error_type=error_type) from exc
-    _check_key(key, feedback.customer_id, raw)
-    return feedback
+    return _decode_keyed(_FEEDBACK_ADAPTER, raw, key)
 
 
 #: First byte of a stored state: how the rest is encoded. Plain JSON (earlier releases)

