@@ -57,6 +57,42 @@ rules:
 """
 
 
+#: A feature and rules that divide by an event's balance: a zero balance must stop none of
+#: them but the rule (or feature) that divides, and the moment's next rule still decides.
+DIVIDING_RULES = """
+features:
+  - name: share_30d
+    aggregate: avg
+    event: transaction
+    value: event.amount / event.balance_after
+    window: 30d
+rules:
+  - id: share-of-balance
+    version: 1
+    event: transaction
+    when: [event.category == "salary"]
+    channels: [sms]
+    template: big_share
+    params: {share: "{{ event.amount / event.balance_after }}"}
+    priority: 90
+  - id: condition-divides
+    version: 1
+    event: transaction
+    when: [event.amount / event.balance_after > 0.5]
+    channels: [sms]
+    template: divides
+    priority: 80
+  - id: salary-hello
+    version: 1
+    event: transaction
+    when: [event.category == "salary"]
+    channels: [push, sms]
+    template: hello
+    params: {text: "{{ profile.tier }} / {{ event.category }}"}
+    priority: 10
+"""
+
+
 #: A rule that fails validation (a misspelt field, line 5): deploys must refuse it.
 BROKEN_RULE = """\
 rules:

@@ -24,42 +24,9 @@ from schemas.dead_letter import DeadLetter
 from schemas.decisions import Decision
 from schemas.topics import TopicNames
 from testkit.factories import click, profile, transaction
-from testkit.rulesets import ruleset_from
+from testkit.rulesets import DIVIDING_RULES, ruleset_from
 
 TOPICS = TopicNames("kairos")
-
-DIVIDING_RULES = """
-features:
-  - name: share_30d
-    aggregate: avg
-    event: transaction
-    value: event.amount / event.balance_after
-    window: 30d
-rules:
-  - id: share-of-balance
-    version: 1
-    event: transaction
-    when: [event.category == "salary"]
-    channels: [sms]
-    template: big_share
-    params: {share: "{{ event.amount / event.balance_after }}"}
-    priority: 90
-  - id: condition-divides
-    version: 1
-    event: transaction
-    when: [event.amount / event.balance_after > 0.5]
-    channels: [sms]
-    template: divides
-    priority: 80
-  - id: salary-hello
-    version: 1
-    event: transaction
-    when: [event.category == "salary"]
-    channels: [push, sms]
-    template: hello
-    params: {text: "{{ profile.tier }} / {{ event.category }}"}
-    priority: 10
-"""
 
 
 class Worker:

@@ -29,37 +29,25 @@ from schemas.dead_letter import DeadLetter
 from schemas.state import CustomerState
 from schemas.topics import TopicNames
 from testkit.factories import click, drop_off, profile, transaction
-from testkit.rulesets import ruleset_from
+from testkit.rulesets import DIVIDING_RULES, ruleset_from
 from testkit.schema_strategies import messages_of, to_json, variations_of
 
 TOPICS = TopicNames("kairos")
 _ENGINE_FAILURES = {"processing_failed", "state_unreadable", "output_too_large"}
 
-#: Rules and a feature that divide by values an event carries: zero must not stop anyone.
-RISKY_RULES = """
-features:
-  - name: share_of_balance_30d
-    aggregate: avg
-    event: transaction
-    value: event.amount / event.balance_after
-    window: 30d
-rules:
-  - id: share-of-balance
-    version: 1
-    event: transaction
-    when: [event.amount / event.balance_after > 0.5]
-    channels: [sms, push]
-    template: big_share
-    params: {share: "{{ event.amount / event.balance_after }}", tier: "{{ profile.tier }}"}
-    priority: 90
+#: The dividing rules, plus rules that fire on nearly anything (with a holdout and an
+#: absence wait), so that generated traffic reaches every part of the engine.
+RISKY_RULES = (
+    DIVIDING_RULES
+    + """
   - id: any-transaction
     version: 1
     event: transaction
-    when: [features.share_of_balance_30d > 0 or event.amount > 0]
+    when: [features.share_30d > 0 or event.amount > 0]
     channels: [push, sms, rm]
     template: hello
     params: {text: "{{ profile.tier }} / {{ event.category }}", amount: "{{ event.amount }}"}
-    priority: 10
+    priority: 5
     holdout: 20
   - id: any-drop-off
     version: 1
@@ -70,6 +58,7 @@ rules:
     template: come_back
     priority: 50
 """
+)
 
 _RULESETS = {"examples": load_ruleset(EXAMPLE_RULES), "risky": ruleset_from(RISKY_RULES)}
 

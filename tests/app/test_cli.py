@@ -94,9 +94,8 @@ def test_version_is_the_installed_distributions(capsys: pytest.CaptureFixture[st
     assert capsys.readouterr().out == f"kairos {version('kairos')}\n"
 
 
-# Every command that reads KAIROS_* settings; they must all fail the same way.
-SETTINGS_COMMANDS = [
-    ["worker"],
+# Every command that talks to the broker, with --timeout where it has one.
+BROKER_COMMANDS = [
     ["rules", "deploy", str(EXAMPLE_RULES)],
     ["rules", "rollback"],
     ["rules", "list"],
@@ -106,6 +105,8 @@ SETTINGS_COMMANDS = [
     ["generate", "--to-kafka"],
     ["topics", "ensure"],
 ]
+# Every command that reads KAIROS_* settings; they must all fail the same way.
+SETTINGS_COMMANDS = [["worker"], *BROKER_COMMANDS]
 
 
 @pytest.mark.parametrize("command", SETTINGS_COMMANDS, ids=" ".join)
@@ -170,18 +171,6 @@ def test_the_installed_command_never_shows_a_short_token() -> None:
 TIMEOUT_S = 1.0
 #: Start-up of the client, the probe's last back-off, a loaded CI machine.
 SLACK_S = 3.0
-
-# Every command that talks to the broker, with --timeout where it has one.
-BROKER_COMMANDS = [
-    ["rules", "deploy", str(EXAMPLE_RULES)],
-    ["rules", "rollback"],
-    ["rules", "list"],
-    ["rules", "diff", str(EXAMPLE_RULES)],
-    ["report"],
-    ["backtest", "--rules", str(EXAMPLE_RULES), "--from-kafka"],
-    ["generate", "--to-kafka"],
-    ["topics", "ensure"],
-]
 
 
 @pytest.mark.parametrize("command", BROKER_COMMANDS, ids=" ".join)
