@@ -20,6 +20,9 @@ DEFERRAL_REASONS = ("quiet_hours", "rm_capacity")
 #: The kinds of :class:`schemas.state.PendingTimer`.
 TIMER_KINDS = ("absence", "deferred", "window")
 
+#: Seconds from a contact to its feedback: delivery takes seconds, an open hours or days.
+FEEDBACK_BUCKETS = (1.0, 5.0, 30.0, 60.0, 300.0, 1800.0, 3600.0, 4 * 3600.0, 86400.0, 3 * 86400.0)
+
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
@@ -71,6 +74,13 @@ class Metrics:
             "Channel feedback received, by channel and status; result: applied to a contact, "
             "a re-send (duplicate), or about no contact this worker knows (unknown_action).",
             ["channel", "status", "result"],
+            registry=r,
+        )
+        self.feedback_delay = Histogram(
+            "kairos_feedback_delay_seconds",
+            "From a contact to the channel's report on it (delivery, engagement, failure).",
+            ["channel", "status"],
+            buckets=FEEDBACK_BUCKETS,
             registry=r,
         )
         self.feature_errors = Counter(

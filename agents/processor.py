@@ -115,6 +115,9 @@ class EventProcessor:
         if isinstance(item, Feedback):
             result = verdict.feedback if verdict is not None else "unknown_action"
             self.metrics.feedback.labels(item.channel.value, item.status.value, result).inc()
+            if verdict is not None and verdict.feedback_after_s is not None:
+                delay = self.metrics.feedback_delay.labels(item.channel.value, item.status.value)
+                delay.observe(verdict.feedback_after_s)
             if verdict is None or result == "duplicate":
                 return Processed()
         if verdict is None:

@@ -110,8 +110,8 @@ def apply_feedback(
 ) -> Verdict:
     """A channel's report on one of the customer's contacts (see ``rules.engine.feedback``)."""
     moment = Moment(state, ruleset, now, options.timer_grace)
-    result = feedback_part.apply(moment, feedback)
-    return moment.verdict(feedback=result)
+    result, after_s = feedback_part.apply(moment, feedback)
+    return moment.verdict(feedback=result, feedback_after_s=after_s)
 
 
 def apply_profile_update(state: CustomerState | None, profile: CustomerProfile) -> CustomerState:

@@ -35,19 +35,22 @@ def feedback_fingerprint(feedback: Feedback) -> str:
     return "f" + hashlib.blake2b(feedback.feedback_id.encode(), digest_size=6).hexdigest()
 
 
-def apply(moment: Moment, feedback: Feedback) -> FeedbackResult:
-    """Fold ``feedback`` into the customer's state; what became of it."""
+def apply(moment: Moment, feedback: Feedback) -> tuple[FeedbackResult, float | None]:
+    """Fold ``feedback`` into the customer's state; what became of it.
+
+    When applied, also the seconds from the contact to what the channel reported.
+    """
     state = moment.state
     fingerprint = feedback_fingerprint(feedback)
     if fingerprint in state.recent_event_ids:
-        return "duplicate"
+        return "duplicate", None
     seen = [*state.recent_event_ids[1 - RECENT_EVENT_IDS :], fingerprint]
     ref = action_ref(feedback.action_id)
     contacts = list(state.contacts)
     index = next((i for i in range(len(contacts) - 1, -1, -1) if contacts[i].ref == ref), None)
     if index is None:
         moment.state = evolve(state, {"recent_event_ids": seen})
-        return "unknown_action"
+        return "unknown_action", None
     contact = contacts[index]
     update: dict[str, object] = {"recent_event_ids": seen}
     if STATUS_RANK[feedback.status] > STATUS_RANK[contact.status]:
@@ -64,4 +67,4 @@ def apply(moment: Moment, feedback: Feedback) -> FeedbackResult:
     moment.state = evolve(state, update)
     if withdraw:
         timers.withdraw_deferred(moment)  # deferred contacts on that channel are cancelled
-    return "applied"
+    return "applied", max((feedback.occurred_at - contact.at).total_seconds(), 0.0)

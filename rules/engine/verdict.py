@@ -108,6 +108,8 @@ class Verdict:
     rm_requests: list[RmRequest] = field(default_factory=list)
     #: For channel feedback: "applied", "duplicate" or "unknown_action".
     feedback: str | None = None
+    #: For applied feedback: seconds from the contact to what the channel reported.
+    feedback_after_s: float | None = None
 
     #: When the customer's earliest pending timer should fire (for the scheduler).
     wake_up_at: datetime | None = None

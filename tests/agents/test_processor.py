@@ -145,6 +145,7 @@ def test_feedback_is_applied_counted_and_dead_lettered_when_malformed() -> None:
     labels = {"channel": action["channel"], "status": "opened"}
     assert sample("kairos_feedback_total", {**labels, "result": "applied"}) == 1
     assert sample("kairos_feedback_total", {**labels, "result": "duplicate"}) == 1
+    assert sample("kairos_feedback_delay_seconds_count", labels) == 1
     keyless = processor.process(_message(TOPICS.feedback, raw, key=None, offset=3), store)
     assert json.loads(keyless.outputs[0].value)["error_type"] == "missing_key"
     bad = processor.process(
