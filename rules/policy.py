@@ -22,6 +22,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 
 from rules.language.durations import DURATION_PATTERN, Duration, parse_duration
 from schemas.actions import Channel
+from schemas.feedback import ENGAGED
 from schemas.state import ContactRecord
 
 #: Contacts kept in the state for caps: enough for any sane cap, bounded whatever happens.
@@ -120,11 +121,30 @@ class RmCapacitySpec(_Strict):
         return self
 
 
+class FatigueSpec(_Strict):
+    """``after`` contacts in a row that the customer ignored pause the channel for ``pause``.
+
+    "Don't annoy", measured on the customer's own response rather than a fixed cap: a
+    contact counts as ignored when the channel reported no engagement (opened, clicked,
+    replied; for RM tasks, reached or interested) within ``ignored_after`` of it. One engaged
+    contact ends the streak.
+    """
+
+    channels: Annotated[list[Channel], Field(min_length=1)]
+    after: int = Field(ge=1, le=CONTACT_HISTORY, description="Ignored contacts in a row.")
+    pause: Duration = Field(description="How long the channel rests, from the last of them.")
+    ignored_after: Duration = Field(
+        default=timedelta(days=3),
+        description="A contact with no engagement reported this long after it is ignored.",
+    )
+
+
 class PolicySpec(_Strict):
     """The contact policy of a ruleset."""
 
     caps: list[CapSpec] = []
     quiet_hours: list[QuietHoursSpec] = []
+    fatigue: list[FatigueSpec] = []
     rm_capacity: RmCapacitySpec | None = None
     decision_window: Duration = Field(
         default=timedelta(0),
@@ -141,11 +161,16 @@ class Policy:
     quiet_hours: tuple[QuietHoursSpec, ...] = ()
     decision_window: timedelta = timedelta(0)
     rm_capacity: RmCapacitySpec | None = None
+    fatigue: tuple[FatigueSpec, ...] = ()
 
     @classmethod
     def from_spec(cls, spec: PolicySpec) -> Policy:
         return cls(
-            tuple(spec.caps), tuple(spec.quiet_hours), spec.decision_window, spec.rm_capacity
+            tuple(spec.caps),
+            tuple(spec.quiet_hours),
+            spec.decision_window,
+            spec.rm_capacity,
+            tuple(spec.fatigue),
         )
 
     def as_spec(self) -> PolicySpec:
@@ -155,6 +180,7 @@ class Policy:
             quiet_hours=list(self.quiet_hours),
             rm_capacity=self.rm_capacity,
             decision_window=self.decision_window,
+            fatigue=list(self.fatigue),
         )
 
     def rm_day(self, now: datetime) -> tuple[str, datetime]:
@@ -187,6 +213,27 @@ class Policy:
                 capped.update(Channel if cap.channel == "any" else {Channel(cap.channel)})
         return capped, "; ".join(reasons) or None
 
+    # -- fatigue -----------------------------------------------------------------------------
+
+    def fatigued_channels(
+        self, history: Iterable[ContactRecord], now: datetime
+    ) -> dict[Channel, str]:
+        """Channels resting because the customer ignored their last contacts, and until when."""
+        history = list(history)
+        resting: dict[Channel, str] = {}
+        for rule in self.fatigue:
+            for channel in rule.channels:
+                streak = _ignored_streak(history, channel, now, rule.ignored_after)
+                if len(streak) < rule.after:
+                    continue
+                until = streak[0].at + rule.pause  # from the newest ignored contact
+                if now < until:
+                    resting[channel] = (
+                        f"{channel.value}: last {len(streak)} contacts ignored; resting "
+                        f"until {until.isoformat()}"
+                    )
+        return resting
+
     # -- quiet hours -------------------------------------------------------------------------
 
     def quiet_rule(self, channel: Channel) -> QuietHoursSpec | None:
@@ -204,6 +251,25 @@ class Policy:
         if quiet.start > quiet.end and local.time() >= quiet.start:
             end_day += timedelta(days=1)  # an overnight window ends tomorrow morning
         return _local_instant(end_day, quiet.end, zone)
+
+
+def _ignored_streak(
+    history: list[ContactRecord], channel: Channel, now: datetime, ignored_after: timedelta
+) -> list[ContactRecord]:
+    """The channel's contacts ignored in a row, newest first, up to the last engaged one.
+
+    Contacts too recent to call (no engagement yet, but within ``ignored_after``) are
+    skipped; a failed contact neither counts nor ends the streak (it never reached them).
+    """
+    streak: list[ContactRecord] = []
+    for contact in reversed(history):
+        if contact.channel is not channel or contact.status == "failed":
+            continue
+        if contact.status in ENGAGED:
+            break
+        if now - contact.at >= ignored_after:
+            streak.append(contact)
+    return streak
 
 
 def _in_window(moment: time, start: time, end: time) -> bool:

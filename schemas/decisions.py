@@ -45,6 +45,8 @@ class Reason(StrEnum):
     RM_CAPACITY = "rm_capacity"
     #: Every channel the rule may use hard-bounced (a wrong number, an uninstalled app).
     UNREACHABLE = "unreachable"
+    #: The customer ignored the channel's last contacts: it rests (``policy.fatigue``).
+    FATIGUE = "fatigue"
     #: The rule raised at run time (e.g. a division by zero in a parameter): counted in
     #: ``kairos_rule_errors_total``, and the other rules of the moment still decide.
     RULE_ERROR = "rule_error"

@@ -35,12 +35,15 @@ def settle(
     policy = moment.ruleset.policy
     capped_channels, cap_reason = policy.capped_channels(moment.state.contacts, moment.now, zone)
     capped = {**dict.fromkeys(capped_channels, cap_reason or "capped"), **(unavailable or {})}
+    resting = policy.fatigued_channels(moment.state.contacts, moment.now) if policy.fatigue else {}
     eligible: list[tuple[Fired, Channel]] = []
     outcomes: dict[str, RuleOutcome] = {}
     failed: set[str] = set()
     for item in fired:
         try:
-            reach = choose_channel(profile, item.rule.channels, capped, moment.state.unreachable)
+            reach = choose_channel(
+                profile, item.rule.channels, capped, moment.state.unreachable, resting
+            )
             blocked = contact_limit(moment, item.rule)
         except Exception as exc:
             moment.rule_failed(item, exc)

@@ -35,6 +35,7 @@ def choose_channel(
     preferences: list[Channel],
     capped: Mapping[Channel, str] | None = None,
     unreachable: Mapping[Channel, datetime] | None = None,
+    resting: Mapping[Channel, str] | None = None,
 ) -> Reachability:
     """First usable channel in preference order: consented, receivable, reachable, not capped.
 
@@ -56,6 +57,8 @@ def choose_channel(
         elif unreachable and channel in unreachable:
             since = unreachable[channel].date().isoformat()
             refused.append((Reason.UNREACHABLE, f"{channel.value}: hard bounce on {since}"))
+        elif resting and channel in resting:
+            refused.append((Reason.FATIGUE, resting[channel]))
         elif channel in capped:
             refused.append((Reason.FREQUENCY_CAP, f"{channel.value}: {capped[channel]}"))
         else:
@@ -70,6 +73,8 @@ def choose_channel(
         if codes == {Reason.PUSH_DISABLED}
         else Reason.UNREACHABLE
         if codes == {Reason.UNREACHABLE}
+        else Reason.FATIGUE
+        if Reason.FATIGUE in codes
         else Reason.NO_CONSENT
     )
     return Reachability(None, code, "; ".join(text for _, text in refused))

@@ -169,3 +169,54 @@ def test_feedback_that_cannot_be_true_is_refused(fields: dict[str, Any], message
     }
     with pytest.raises(ValidationError, match=message):
         Feedback.model_validate({**base, **fields})
+
+
+FATIGUE = """
+policy:
+  fatigue:
+    - {channels: [push], after: 2, pause: 7d, ignored_after: 1d}
+"""
+
+
+def _clicks_at(rules: Ruleset, state: CustomerState, *days: int) -> list[Any]:
+    """Mortgage-calculator clicks on these days after NOW; the verdict of each."""
+    verdicts = []
+    for day in days:
+        at = NOW + timedelta(days=day)
+        event = decode_event(json.dumps(click("C1", occurred_at=at.isoformat())).encode())
+        verdict = decide(event, state, rules, at)
+        state = verdict.state
+        verdicts.append(verdict)
+    return verdicts
+
+
+def test_ignored_pushes_rest_the_channel_and_the_next_contact_goes_by_sms() -> None:
+    rules = ruleset_from(IMMEDIATE_RULES + FATIGUE)
+    first, second, third = _clicks_at(rules, _profiled(), 0, 2, 4)
+    assert [a.channel for a in first.actions + second.actions] == [Channel.PUSH, Channel.PUSH]
+    [rested] = third.actions  # two pushes, neither opened within a day: push rests 7 days
+    assert rested.channel is Channel.SMS
+    assert "last 2 contacts ignored" in rested.reason
+
+
+def test_an_opened_push_ends_the_streak() -> None:
+    tired = ruleset_from(IMMEDIATE_RULES + FATIGUE)
+    _, second = _clicks_at(tired, _profiled(), 0, 2)
+    opened = apply_feedback(
+        second.state, _feedback(second.actions[0], "opened"), tired, NOW + timedelta(days=2)
+    )
+    [third] = _clicks_at(tired, opened.state, 4)
+    assert [a.channel for a in third.actions] == [Channel.PUSH]
+
+
+def test_a_push_only_rule_on_a_resting_channel_is_suppressed_for_fatigue() -> None:
+    rules = ruleset_from(IMMEDIATE_RULES + FATIGUE)
+    _, second = _clicks_at(rules, _profiled(), 0, 2)
+    at = NOW + timedelta(days=4)
+    salary = decode_event(json.dumps(transaction("C1", occurred_at=at.isoformat())).encode())
+    verdict = decide(salary, second.state, rules, at)
+    [decision] = verdict.decisions
+    assert decision.reason_code is Reason.FATIGUE
+    later = NOW + timedelta(days=10)  # 7 days after the last ignored push
+    salary = decode_event(json.dumps(transaction("C1", occurred_at=later.isoformat())).encode())
+    assert [a.channel for a in decide(salary, second.state, rules, later).actions] == [Channel.PUSH]
