@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 def add_commands(commands: Commands) -> None:
     report = commands.add_parser(
         "report",
-        help="per rule: fired, sent by channel, suppressed by reason, held out, uplift (95%% CI)",
+        help="per rule: fired, sent by channel, suppressed by reason, held out, the funnel "
+        "(delivered, engaged, converted), uplift (95%% CI)",
     )
     report.add_argument("--json", action="store_true", help="JSON instead of a table")
     report.add_argument("--timeout", type=float, default=120.0, help="seconds to read the topics")
@@ -31,9 +32,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from app.kafka import bootstrap_servers, read_to_end
     from app.settings import load_settings
     from rules.offline.report import build_report
-    from schemas.codec import parse_as
+    from schemas.codec import decode_feedback, parse_as
     from schemas.conversions import Conversion
     from schemas.decisions import Decision
+    from schemas.errors import InvalidEventError
+    from schemas.feedback import Feedback
     from schemas.topics import TopicNames
 
     settings = load_settings()
@@ -42,18 +45,24 @@ def _cmd_report(args: argparse.Namespace) -> int:
     remaining = reach_broker(bootstrap, args.timeout)
     decisions: list[Decision] = []
     conversions: list[Conversion] = []
+    feedback: list[Feedback] = []
     records = read_to_end(
         bootstrap,
-        [topics.decisions, topics.conversions],
+        [topics.decisions, topics.conversions, topics.feedback],
         timeout=remaining,
         client_id="kairos-report",
     )
     for record in records:
         if record.topic == topics.decisions:
             decisions.append(parse_as(Decision, record.value))
-        else:
+        elif record.topic == topics.conversions:
             conversions.append(parse_as(Conversion, record.value))
-    reports = build_report(decisions, conversions)
+        else:
+            try:  # channel systems write this topic: the worker dead-letters what is wrong
+                feedback.append(decode_feedback(record.value))
+            except InvalidEventError:
+                continue
+    reports = build_report(decisions, conversions, feedback)
     print(to_json(reports) if args.json else render_table(reports))
     return 0
 
@@ -83,6 +92,13 @@ def render_table(reports: list[RuleReport]) -> str:
         )
         if r.sent_by_channel:
             lines.append(f"{'':<4}sent by channel: {counts_text(r.sent_by_channel)}")
+        if r.delivered or r.failed:
+            lines.append(
+                f"{'':<4}funnel: sent {r.sent} -> delivered {r.delivered} "
+                f"({_percent(r.delivered_rate)}) -> engaged {r.engaged} "
+                f"({_percent(r.engaged_rate)}) -> converted {r.treated_conversions} "
+                f"({_percent(r.treated_rate)}); failed {r.failed}"
+            )
         if r.suppressed_by_reason:
             lines.append(f"{'':<4}suppressed: {counts_text(r.suppressed_by_reason)}")
     return "\n".join(lines)

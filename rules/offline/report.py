@@ -1,10 +1,14 @@
-"""Per-rule outcomes and measured uplift: did the contact cause the result.
+"""Per-rule outcomes, the funnel and measured uplift: did the contact cause the result.
 
-Built from the audit trail (decisions) and the conversions, so the live topics, a backtest
-and a test all report the same way. Uplift is the conversion rate of treated customers
-minus that of held-out customers, with a 95 % confidence interval by Newcombe's method
-(hybrid Wilson score), which stays honest for the small groups a holdout of 10 % gives —
-where the textbook Wald interval is too narrow and can leave [-1, 1].
+Built from the audit trail (decisions), the channels' feedback and the conversions, so the
+live topics, a backtest and a test all report the same way. The funnel follows each sent
+action: sent → delivered → engaged (opened, clicked, replied; an RM call that reached the
+customer) → converted, with each step's rate of the contacts sent.
+
+Uplift is the conversion rate of treated customers minus that of held-out customers, with
+a 95 % confidence interval by Newcombe's method (hybrid Wilson score), which stays honest
+for the small groups a holdout of 10 % gives — where the textbook Wald interval is too
+narrow and can leave [-1, 1].
 
 Numbers only: turning them into a table or JSON is the command line's job.
 """
@@ -18,6 +22,7 @@ from dataclasses import dataclass, field
 
 from schemas.conversions import Conversion
 from schemas.decisions import Decision, Outcome
+from schemas.feedback import ENGAGED, STATUS_RANK, Feedback, FeedbackStatus
 
 Z_95 = 1.959963984540054
 
@@ -59,6 +64,12 @@ class RuleReport:
     suppressed_by_reason: dict[str, int] = field(default_factory=dict)
     deferred: int = 0
     held_out: int = 0
+    #: The funnel of sent actions, from the channels' feedback (an open implies delivery).
+    delivered: int = 0
+    engaged: int = 0
+    failed: int = 0
+    delivered_rate: float | None = None
+    engaged_rate: float | None = None
     treated_conversions: int = 0
     holdout_conversions: int = 0
     treated_rate: float | None = None
@@ -67,11 +78,24 @@ class RuleReport:
     uplift_ci95: tuple[float, float] | None = None
 
 
+def _furthest_status(feedback: Iterable[Feedback]) -> dict[str, str]:
+    """Each action's furthest reported status (re-sent and late reports change nothing)."""
+    furthest: dict[str, str] = {}
+    for report in feedback:
+        known = furthest.get(report.action_id)
+        if known is None or STATUS_RANK[report.status] > STATUS_RANK[known]:
+            furthest[report.action_id] = report.status
+    return furthest
+
+
 def build_report(
-    decisions: Iterable[Decision], conversions: Iterable[Conversion]
+    decisions: Iterable[Decision],
+    conversions: Iterable[Conversion],
+    feedback: Iterable[Feedback] = (),
 ) -> list[RuleReport]:
-    """Aggregate per rule; duplicates (same decision or conversion id) count once."""
+    """Aggregate per rule; duplicates (same decision, conversion or feedback id) count once."""
     unique_decisions = {d.decision_id: d for d in decisions}
+    statuses = _furthest_status({f.feedback_id: f for f in feedback}.values())
     converted = {(c.rule_id, c.group, c.decision_id) for c in conversions}
     reports: dict[str, RuleReport] = {}
     channels: dict[str, Counter[str]] = {}
@@ -85,6 +109,12 @@ def build_report(
         if decision.outcome is Outcome.SENT:
             report.sent += 1
             channels.setdefault(decision.rule_id, Counter())[str(decision.channel)] += 1
+            status = statuses.get(decision.action_id or "")
+            if status == FeedbackStatus.FAILED:
+                report.failed += 1
+            elif status is not None and status != FeedbackStatus.UNSUBSCRIBED:
+                report.delivered += 1  # any report past "sent" but a failure means it arrived
+                report.engaged += status in ENGAGED
         elif decision.outcome is Outcome.HELD_OUT:
             report.held_out += 1
         else:
@@ -100,6 +130,8 @@ def build_report(
         report.suppressed_by_reason = dict(sorted(reasons.get(report.rule_id, Counter()).items()))
         if report.sent:
             report.treated_rate = report.treated_conversions / report.sent
+            report.delivered_rate = report.delivered / report.sent
+            report.engaged_rate = report.engaged / report.sent
         if report.held_out:
             report.holdout_rate = report.holdout_conversions / report.held_out
         interval = uplift_interval(

@@ -9,6 +9,7 @@ from rules.offline.report import build_report, uplift_interval, wilson
 from schemas.actions import Channel
 from schemas.conversions import Conversion
 from schemas.decisions import Decision, Outcome, Reason
+from schemas.feedback import Feedback
 
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 
@@ -78,3 +79,39 @@ def test_report_counts_outcomes_once_and_measures_uplift() -> None:
     table = render_table([report])
     assert "30.0%" in table and "10.0%" in table and "frequency_cap 3" in table
     assert '"uplift_ci95"' in to_json([report])
+
+
+def _sent_with_action(n: int) -> Decision:
+    return _decision(n, Outcome.SENT).model_copy(update={"action_id": f"act_{n}"})
+
+
+def _report(n: int, status: str, number: int = 0, **fields: object) -> Feedback:
+    return Feedback.model_validate(
+        {
+            "feedback_id": f"fb-{n}-{status}-{number}",
+            "action_id": f"act_{n}",
+            "customer_id": f"C{n}",
+            "channel": "sms",
+            "status": status,
+            "occurred_at": NOW.isoformat(),
+            **fields,
+        }
+    )
+
+
+def test_the_funnel_follows_each_sent_action_to_its_furthest_status() -> None:
+    sent = [_sent_with_action(n) for n in range(10)]
+    feedback = [
+        *(_report(n, "delivered") for n in range(8)),  # 8 arrive...
+        *(_report(n, "opened") for n in range(3)),  # ...3 of them are opened...
+        _report(0, "delivered", number=1),  # a late "delivered" after the open: no change
+        _report(1, "opened"),  # a re-sent report: counted once
+        _report(8, "failed", failure="hard"),  # one bounces
+        _report(99, "opened"),  # about an action this report does not hold
+    ]
+    conversions = [_conversion(n, "treated") for n in range(2)]
+    (report,) = build_report(sent, conversions, feedback)
+    assert (report.sent, report.delivered, report.engaged, report.failed) == (10, 8, 3, 1)
+    assert (report.delivered_rate, report.engaged_rate) == (0.8, 0.3)
+    assert "funnel: sent 10 -> delivered 8 (80.0%) -> engaged 3 (30.0%)" in render_table([report])
+    assert '"engaged_rate": 0.3' in to_json([report])
