@@ -24,6 +24,7 @@ from rules.engine import (
 )
 from rules.ruleset import Ruleset
 from schemas.events import Event
+from schemas.feedback import Feedback
 from schemas.profile import CustomerProfile
 from schemas.state import CustomerState
 from schemas.timers import TimerTick
@@ -59,6 +60,16 @@ class Replay:
         assert verdict is not None  # an event always makes or updates a state
         verdicts.append(verdict)
         verdicts.extend(self._keep(verdict))
+        return verdicts
+
+    def feedback(self, feedback: Feedback) -> list[Verdict]:
+        """Advance the clock to the report (firing what fell due before it), then apply it."""
+        verdicts = self.advance(feedback.occurred_at)
+        now = self.clock or feedback.occurred_at
+        verdict = self._dispatch(feedback, feedback.customer_id, now)
+        if verdict is not None:
+            verdicts.append(verdict)
+            verdicts.extend(self._keep(verdict))
         return verdicts
 
     def advance(self, until: datetime) -> list[Verdict]:

@@ -13,6 +13,13 @@ Test files live in a ``tests/`` folder next to the rules (``*.yaml``)::
           actions:
             - {rule: loan-dropoff-rm-call, channel: rm, params: {abandoned_step: 4}}
 
+A channel's feedback is an event of ``type: feedback`` that names the ``rule`` whose latest
+action it reports on (tests do not know action ids), with the ``status`` and, for a failure,
+``failure: hard`` or ``soft``::
+
+          - {at: "2026-11-02T11:00:00+01:00", type: feedback,
+             rule: loan-dropoff-digital-nudge, status: failed, failure: hard}
+
 They run offline through :class:`rules.offline.replay.Replay` — the live engine with event time
 as the clock — so a passing test means the worker would decide the same.
 """
@@ -25,7 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
@@ -36,6 +43,7 @@ from rules.offline.replay import Replay
 from rules.ruleset import Ruleset
 from schemas.codec import EVENT_ADAPTER
 from schemas.decisions import Outcome
+from schemas.feedback import Feedback
 from schemas.profile import CustomerProfile
 
 TEST_CUSTOMER = "TEST-CUSTOMER"
@@ -128,17 +136,42 @@ def _describe_action(action: Any) -> str:
     return f"{action.rule_id} via {action.channel.value} at {when} params={action.params}"
 
 
+_INSTANT: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
+
+
+def _feedback(raw: dict[str, Any], counter: itertools.count[int], actions: list[Any]) -> Any:
+    """A ``type: feedback`` test input, about the latest action of its ``rule`` so far."""
+    fields = dict(raw)
+    fields.pop("type")
+    rule = fields.pop("rule", None)
+    action = next((a for a in reversed(actions) if a.rule_id == rule), None)
+    if action is None:
+        raise ValueError(f"feedback about rule {rule!r}, which has sent nothing yet")
+    fields["occurred_at"] = fields.pop("at", fields.get("occurred_at"))
+    fields.setdefault("feedback_id", f"test-feedback-{next(counter)}")
+    fields.setdefault("customer_id", TEST_CUSTOMER)
+    fields.setdefault("channel", action.channel.value)
+    fields["action_id"] = action.action_id
+    return Feedback.model_validate(fields)
+
+
 def run_test(test: RuleTest, ruleset: Ruleset, options: EngineOptions) -> list[str]:
     """Run one test; returns what differed from the expectation (empty when it passed)."""
     counter = itertools.count(1)
-    events = [_event(raw, counter) for raw in test.events]
+    inputs = [raw if raw.get("type") == "feedback" else _event(raw, counter) for raw in test.events]
     replay = Replay(ruleset, options)
-    profile = _profile(test.profile, min((e.occurred_at for e in events), default=None))
+    first = min((i.occurred_at for i in inputs if not isinstance(i, dict)), default=None)
+    profile = _profile(test.profile, first)
     if profile is not None:
         replay.profile(profile)
     verdicts: list[Verdict] = []
-    for event in events:
-        verdicts.extend(replay.event(event))
+    for item in inputs:
+        if isinstance(item, dict):  # what fell due before the report is sent first
+            verdicts.extend(replay.advance(_INSTANT.validate_python(item.get("at"))))
+            sent = [a for v in verdicts for a in v.actions]
+            verdicts.extend(replay.feedback(_feedback(item, counter, sent)))
+        else:
+            verdicts.extend(replay.event(item))
     if test.until is not None:
         verdicts.extend(replay.advance(test.until))
     actions = [a for v in verdicts for a in v.actions]
@@ -214,6 +247,8 @@ def run_file(
                 f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
                 for e in exc.errors(include_url=False)
             ]
+        except ValueError as exc:  # feedback about a rule that has sent nothing
+            result.failures = [str(exc)]
         results.append(result)
     return results
 
