@@ -18,7 +18,7 @@ from schemas.events import EVENT_TYPES
 DEFERRAL_REASONS = ("quiet_hours", "rm_capacity")
 
 #: The kinds of :class:`schemas.state.PendingTimer`.
-TIMER_KINDS = ("absence", "deferred", "window")
+TIMER_KINDS = ("absence", "deferred", "window", "wave")
 
 #: Seconds from a contact to its feedback: delivery takes seconds, an open hours or days.
 FEEDBACK_BUCKETS = (1.0, 5.0, 30.0, 60.0, 300.0, 1800.0, 3600.0, 4 * 3600.0, 86400.0, 3 * 86400.0)

@@ -161,6 +161,8 @@ class Ruleset:
     by_id: Mapping[str, CompiledRule] = field(repr=False)
     #: Event types that can end an absence wait, so other events skip the timer check.
     exit_event_types: frozenset[str] = frozenset()
+    #: The waves that follow up each rule's contacts, by that rule's id.
+    waves_after: Mapping[str, tuple[CompiledRule, ...]] = field(default_factory=dict)
     policy: Policy = field(default_factory=Policy)
     #: The features whose buckets expire, as (name, feature, window in microseconds, bucket
     #: width in seconds): derived once, because every event checks every one of them.
@@ -196,8 +198,12 @@ class Ruleset:
         rules = _share_conditions(rules)
         enabled = [r for r in rules if r.spec.enabled]
         grouped: dict[str, list[CompiledRule]] = {}
+        waves: dict[str, list[CompiledRule]] = {}
         for rule in enabled:
-            grouped.setdefault(rule.spec.event, []).append(rule)
+            if rule.spec.wave is None:
+                grouped.setdefault(rule.spec.event, []).append(rule)
+            else:  # a wave is not triggered by an event: by its previous wave's contact
+                waves.setdefault(rule.spec.wave.after, []).append(rule)
         feeds: dict[str, list[CompiledFeature]] = {}
         for feature in every_feature:
             feeds.setdefault(feature.spec.event, []).append(feature)
@@ -210,8 +216,21 @@ class Ruleset:
             by_event_type={k: _index(v) for k, v in grouped.items()},
             by_id={r.id: r for r in rules},
             exit_event_types=frozenset(exits),
+            waves_after={k: tuple(v) for k, v in waves.items()},
             policy=Policy.from_spec(policy) if policy else Policy(),
         )
+
+    def campaign(self, rule_id: str) -> tuple[str, int]:
+        """The campaign a rule belongs to (its first rule's id) and the rule's wave in it."""
+        wave, current = 1, self.by_id.get(rule_id)
+        seen = {rule_id}
+        while current is not None and current.spec.wave is not None:
+            previous = current.spec.wave.after
+            if previous in seen:  # the loader refuses loops; never spin on one
+                break
+            seen.add(previous)
+            wave, rule_id, current = wave + 1, previous, self.by_id.get(previous)
+        return rule_id, wave
 
     def for_event(self, event: Any) -> tuple[CompiledRule, ...]:
         """The rules that could fire on ``event`` (all others are certain not to)."""

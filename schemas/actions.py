@@ -41,6 +41,13 @@ class Action(BaseModel):
     expires_at: AwareDatetime = Field(description="Never deliver after this instant.")
     trigger_event_ids: list[str]
     reason: str = Field(description="Human-readable: why this customer, why now.")
+    campaign: str | None = Field(
+        default=None, description="For a campaign's later wave: the campaign (its first rule)."
+    )
+    wave: int | None = Field(default=None, description="The wave's number; the first is 1.")
+    parent_action_id: str | None = Field(
+        default=None, description="For a later wave: the action it follows up."
+    )
     schema_version: int = 1
 
 

@@ -47,7 +47,7 @@ class FeatureState(BaseModel):
 
 
 #: An absence wait, a contact deferred by policy, or a rule waiting in a decision window.
-TimerKind = Literal["absence", "deferred", "window"]
+TimerKind = Literal["absence", "deferred", "window", "wave"]
 
 
 class PendingTimer(BaseModel):
@@ -70,6 +70,11 @@ class PendingTimer(BaseModel):
     start_event: Event
     kind: TimerKind = "absence"
     channel: Channel | None = None
+    #: For a wave: the contact it follows up (None when that customer was held out).
+    parent_action_id: str | None = None
+    #: For a wave: the campaign (its first rule) and the number of this wave in it.
+    campaign: str | None = None
+    wave: int | None = None
 
 
 class PendingGoal(BaseModel):

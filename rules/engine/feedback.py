@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Literal
 
-from rules.engine import timers
+from rules.engine import timers, waves
 from rules.state_update import evolve
 from schemas.feedback import STATUS_RANK, Feedback, FeedbackStatus, action_ref
 from schemas.state import RECENT_EVENT_IDS
@@ -67,4 +67,5 @@ def apply(moment: Moment, feedback: Feedback) -> tuple[FeedbackResult, float | N
     moment.state = evolve(state, update)
     if withdraw:
         timers.withdraw_deferred(moment)  # deferred contacts on that channel are cancelled
+    waves.on_feedback(moment, feedback)
     return "applied", max((feedback.occurred_at - contact.at).total_seconds(), 0.0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rules.engine import waves
 from rules.engine.verdict import RuleFailure, digest, failure_text, holds
 from rules.ruleset import CompiledRule
 from rules.state_update import evolve
@@ -64,6 +65,7 @@ def check(moment: Moment, event: Event) -> None:
         if not reached:
             kept.append(goal)
             continue
+        waves.end_campaign(moment, goal.rule_id)
         moment.conversions.append(
             Conversion(
                 conversion_id=digest("cnv_", goal.decision_id, event.event_id),

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
-from rules.engine import goals, rm_capacity
+from rules.engine import goals, rm_capacity, waves
 from rules.engine.verdict import (
+    WAITS,
     EvaluationContext,
     Fired,
     RuleFailure,
@@ -34,7 +35,7 @@ from schemas.conversions import Conversion
 from schemas.decisions import Decision, Outcome, Reason
 from schemas.events import Event
 from schemas.feedback import action_ref
-from schemas.state import CustomerState, FeatureState, PendingTimer, RuleHistory
+from schemas.state import CustomerState, FeatureState, PendingTimer, RuleHistory, TimerKind
 
 #: One rule's outcome at a moment: what, why (code and text), and on which channel.
 RuleOutcome = tuple[Outcome, Reason, str, Channel | None]
@@ -127,6 +128,9 @@ class Moment:
                 expires_at=event.occurred_at + rule.ttl,
                 trigger_event_ids=trigger_ids,
                 reason=why,
+                campaign=item.wave_of.campaign if item.wave_of else None,
+                wave=item.wave_of.wave if item.wave_of else None,
+                parent_action_id=item.wave_of.parent_action_id if item.wave_of else None,
             )
             self.count_contact(rule, channel, action_id)
         elif outcome is Outcome.HELD_OUT:
@@ -156,6 +160,8 @@ class Moment:
             self.decisions.append(decision)
         if rule.goal is not None and outcome in (Outcome.SENT, Outcome.HELD_OUT):
             goals.watch(self, rule, decision, item.event)
+        if outcome in (Outcome.SENT, Outcome.HELD_OUT) and rule.id in self.ruleset.waves_after:
+            waves.schedule(self, rule, item.event, action_id)
 
     def count_rule_use(self, rule: CompiledRule) -> None:
         """Count towards the rule's cooldown and ``max_per_customer``."""
@@ -182,15 +188,24 @@ class Moment:
         rule_id: str,
         event: Event,
         due_at: datetime,
-        kind: Literal["absence", "deferred", "window"],
+        kind: TimerKind,
         change: str,
         channel: Channel | None = None,
+        **wave: Any,
     ) -> None:
-        """Keep one pending timer per rule and kind: the latest trigger replaces the last."""
+        """Keep one pending timer per rule and kind: the latest trigger replaces the last.
+
+        ``wave``: for a campaign's wave, its ``parent_action_id``, ``campaign`` and ``wave``.
+        """
         timers = [t for t in self.state.timers if not (t.rule_id == rule_id and t.kind == kind)]
         timers.append(
             PendingTimer(
-                rule_id=rule_id, due_at=due_at, start_event=event, kind=kind, channel=channel
+                rule_id=rule_id,
+                due_at=due_at,
+                start_event=event,
+                kind=kind,
+                channel=channel,
+                **wave,
             )
         )
         self.state = evolve(self.state, {"timers": timers})
@@ -201,7 +216,7 @@ class Moment:
         timers = self.state.timers
         grace = self.grace
         wake_up = (
-            min([t.due_at + grace if t.kind == "absence" else t.due_at for t in timers])
+            min([t.due_at + grace if t.kind in WAITS else t.due_at for t in timers])
             if timers
             else None
         )  # fires_at(), inlined: every verdict of a customer with a pending timer

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rules.engine import waves
 from rules.engine.arbitration import settle
 from rules.engine.consent import channel_consented
 from rules.engine.verdict import (
+    WAITS,
     Fired,
     RuleFailure,
     TimerChange,
@@ -74,9 +76,7 @@ def fire_due(moment: Moment) -> None:
     grace, now = moment.grace, moment.now
     # fires_at(), inlined: this runs on every event of a customer with a pending timer
     due = [
-        t
-        for t in moment.state.timers
-        if (t.due_at + grace if t.kind == "absence" else t.due_at) <= now
+        t for t in moment.state.timers if (t.due_at + grace if t.kind in WAITS else t.due_at) <= now
     ]
     if not due:
         return
@@ -84,6 +84,11 @@ def fire_due(moment: Moment) -> None:
     moment.state = evolve(moment.state, {"timers": remaining})
     fired: list[Fired] = []
     for timer in sorted(due, key=lambda t: t.due_at):
+        if timer.kind == "wave":
+            wave = _due_wave(moment, timer)
+            if wave is not None:
+                fired.append(wave)
+            continue
         rule = moment.ruleset.by_id.get(timer.rule_id)
         start = timer.start_event
         usable = rule is not None and rule.spec.enabled
@@ -107,6 +112,16 @@ def fire_due(moment: Moment) -> None:
         context = moment.context(start, moment.state.features)
         fired.append(Fired(rule, context, start, evidence(rule, context)))
     settle(moment, fired)  # everything due now is one moment: one contact at most
+
+
+def _due_wave(moment: Moment, timer: PendingTimer) -> Fired | None:
+    """An absence wave goes out; an outcome wave whose outcome never came is dropped."""
+    rule = moment.ruleset.by_id.get(timer.rule_id)
+    spec = rule.spec.wave if rule is not None else None
+    if spec is not None and spec.on:
+        moment.timers.append(TimerChange(timer.rule_id, "dropped"))
+        return None
+    return waves.fire(moment, timer)
 
 
 def withdraw_deferred(moment: Moment) -> None:

@@ -20,7 +20,7 @@ from schemas.capacity import RmRequest
 from schemas.conversions import Conversion
 from schemas.decisions import Decision
 from schemas.events import Event
-from schemas.state import CustomerState
+from schemas.state import CustomerState, PendingTimer
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,8 @@ class Fired:
     context: EvaluationContext
     event: Event
     evidence: dict[str, Any]
+    #: For a campaign's later wave: the timer it fired from (campaign, wave, parent action).
+    wave_of: PendingTimer | None = None
 
 
 def holds(conditions: Any, context: EvaluationContext) -> bool:
@@ -164,6 +166,11 @@ def in_holdout(customer_id: str, rule_id: str, percent: float) -> bool:
     return int.from_bytes(hashed, "big") % 10_000 < percent * 100
 
 
+#: Timers that wait for something that may come late (an exit event, a channel's report):
+#: they fire ``timer_grace`` after they are due.
+WAITS = frozenset({"absence", "wave"})
+
+
 class Due(Protocol):
     """A timer as far as its firing time goes (a stored timer, or the scheduler's view)."""
 
@@ -180,4 +187,4 @@ def fires_at(timer: Due, grace: timedelta) -> datetime:
     The grace lets a late exit event still cancel the wait; a deferred contact has nothing
     to wait for once its quiet hours end.
     """
-    return timer.due_at + grace if timer.kind == "absence" else timer.due_at
+    return timer.due_at + grace if timer.kind in WAITS else timer.due_at

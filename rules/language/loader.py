@@ -14,6 +14,7 @@ ruleset's rules and features here (``MAX_*`` below).
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from collections.abc import Callable, Mapping
@@ -334,6 +335,39 @@ def _only_policy_from(name: str, loaders: list[FileLoader], parsed: list[_Parsed
     return kept
 
 
+def _check_waves(rules: list[CompiledRule], entries: Mapping[str, Entry]) -> None:
+    """A wave follows a rule of the ruleset, on the same trigger, without a loop."""
+    by_id = {rule.id: rule for rule in rules}
+    for rule in rules:
+        wave = rule.spec.wave
+        if wave is None:
+            continue
+        entry = entries[rule.id]
+        line, column = entry.locate(("wave", "after"))
+        previous = by_id.get(wave.after)
+        if previous is None:
+            close = difflib.get_close_matches(wave.after, by_id, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "name a rule of this ruleset"
+            entry.file.problem(line, column, f"wave after unknown rule {wave.after!r}", hint)
+            continue
+        if previous.spec.event != rule.spec.event:
+            line, column = entry.locate(("event",))
+            entry.file.problem(
+                line,
+                column,
+                f"a wave's event is its campaign's trigger: {previous.spec.event!r} "
+                f"(the event of {previous.id!r}), not {rule.spec.event!r}",
+            )
+        seen = {rule.id}
+        step: CompiledRule | None = previous
+        while step is not None and step.spec.wave is not None:
+            if step.id in seen:
+                entry.file.problem(line, column, f"waves after one another in a loop: {rule.id}")
+                break
+            seen.add(step.id)
+            step = by_id.get(step.spec.wave.after)
+
+
 def _over_limit(entries: list[Entry], limit: int, what: str) -> bool:
     """Report the first entry past ``limit``; ``True`` if there is one."""
     if len(entries) <= limit:
@@ -391,6 +425,7 @@ def compile_sources(sources: Mapping[str, str], policy_from: str | None = None) 
     policy = compiler.policy([entry for _, _, entry in parsed if entry is not None])
     rules: list[CompiledRule] = []
     first_seen: dict[str, str] = {}
+    entries_by_id: dict[str, Entry] = {}
     for _, entries, _ in parsed:
         for entry in entries:
             rule = compiler.rule(entry)
@@ -406,6 +441,8 @@ def compile_sources(sources: Mapping[str, str], policy_from: str | None = None) 
                 continue
             first_seen[rule.id] = rule.source
             rules.append(rule)
+            entries_by_id[rule.id] = entry
+    _check_waves(rules, entries_by_id)
     problems = [p for loader in loaders for p in loader.problems]
     if problems:
         raise RuleFileError(sorted(problems, key=lambda p: (p.file, p.line, p.column)))

@@ -30,6 +30,7 @@ from pydantic import (
 from rules.language.durations import Duration, PositiveDuration
 from rules.policy import PolicySpec
 from schemas.actions import Channel
+from schemas.feedback import FeedbackStatus
 
 RuleId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
 FeatureName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
@@ -109,6 +110,31 @@ class AbsenceSpec(_Strict):
     events: Annotated[list[EventPattern], Field(min_length=1)]
 
 
+class WaveSpec(_Strict):
+    """A later wave of a campaign: it follows up the contact of rule ``after``.
+
+    ``unless``: wait ``within`` after that contact and go out only if the channel reported
+    none of these statuses by then ("the push not opened within 24h: an SMS"). ``on``: go
+    out as soon as one of these statuses is reported within ``within`` ("the SMS failed:
+    an RM task"). A wave inherits its campaign's holdout and trigger; a goal reached ends
+    the campaign's pending waves.
+    """
+
+    after: RuleId = Field(description="The rule (the previous wave) whose contact this follows.")
+    unless: list[FeedbackStatus] = Field(default_factory=list)
+    on: list[FeedbackStatus] = Field(default_factory=list)
+    within: PositiveDuration
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> WaveSpec:
+        if bool(self.unless) == bool(self.on):
+            raise ValueError(
+                "a wave goes out either 'unless' the previous contact reached a status in "
+                "time, or 'on' a status: give exactly one of the two"
+            )
+        return self
+
+
 class GoalSpec(EventPattern):
     """The outcome a contact is meant to cause, for conversion and uplift reporting."""
 
@@ -159,6 +185,11 @@ class RuleSpec(_Strict):
         default=0, ge=0, le=100, description="Percent of customers held out, for measuring uplift."
     )
     goal: GoalSpec | None = None
+    wave: WaveSpec | None = Field(
+        default=None,
+        description="A later wave of a campaign: follows up another rule's contact. Its "
+        "'event' is the campaign's trigger event type, its conditions read that event.",
+    )
 
     @field_validator("channels")
     @classmethod
@@ -171,6 +202,11 @@ class RuleSpec(_Strict):
     def _dates(self) -> RuleSpec:
         if self.start_at and self.end_at and self.end_at <= self.start_at:
             raise ValueError("end_at must be after start_at")
+        if self.wave is not None and (self.after or self.unless or self.holdout):
+            raise ValueError(
+                "a wave follows its campaign: no 'after', 'unless' or 'holdout' of its own "
+                "(the campaign's first rule holds its holdout for every wave)"
+            )
         return self
 
 

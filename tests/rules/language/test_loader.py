@@ -39,6 +39,7 @@ def test_the_example_pack_loads() -> None:
     assert {r.id for r in ruleset.rules} == {
         "loan-dropoff-rm-call",
         "loan-dropoff-digital-nudge",
+        "loan-dropoff-sms-follow-up",
         "salary-wealth-offer",
         "attrition-rm-retention",
         "mortgage-calculator-rm-booking",
@@ -103,7 +104,7 @@ def test_malformed_files(tmp_path: Path, text: str, message: str) -> None:
 
 def test_validate_command_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["rules", "validate", str(EXAMPLE_RULES)]) == 0
-    assert "OK: 7 rules" in capsys.readouterr().out
+    assert "OK: 8 rules" in capsys.readouterr().out
     (tmp_path / "bad.yaml").write_text(BAD)
     assert main(["rules", "validate", str(tmp_path)]) == 1
     err = capsys.readouterr().err
