@@ -16,14 +16,16 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 
+from app.demo.channels import ChannelSimulator
 from app.kafka import EmbeddedBroker, WorkerProcess, ensure_topics
 from app.settings import EXAMPLE_RULES
 from app.synthetic import (
@@ -66,13 +68,21 @@ class _Stop:
 
 def _describe_action(value: dict[str, object]) -> str:
     params = value.get("params") or {}
+    wave = f" [wave {value['wave']} of {value['campaign']}]" if value.get("wave") else ""
     return (
         f"{str(value['channel']).upper():<4} {value['customer_id']:<8} "
-        f"{value['rule_id']} -> {value['template']} {json.dumps(params, ensure_ascii=False)}"
+        f"{value['rule_id']}{wave} -> {value['template']} "
+        f"{json.dumps(params, ensure_ascii=False)}"
     )
 
 
-def _watch(bootstrap: str, topics: TopicNames, stop: threading.Event, counts: Counter[str]) -> None:
+def _watch(
+    bootstrap: str,
+    topics: TopicNames,
+    stop: threading.Event,
+    counts: Counter[str],
+    channels_answer: Callable[[dict[str, Any]], None],
+) -> None:
     """Print actions and dead letters as they arrive; count decisions by outcome."""
     channels = {topics.actions(c): c for c in Channel}
     consumer = KafkaConsumer(
@@ -90,7 +100,9 @@ def _watch(bootstrap: str, topics: TopicNames, stop: threading.Event, counts: Co
                 value = json.loads(record.value)
                 if record.topic in channels:
                     counts[f"action:{value['channel']}"] += 1
+                    counts["waves"] += bool(value.get("wave"))
                     print(f"  action  {_describe_action(value)}", flush=True)
+                    channels_answer(value)
                 elif record.topic == topics.decisions:
                     counts[f"decision:{value['outcome']}:{value['reason_code']}"] += 1
                 else:
@@ -106,12 +118,17 @@ def _summary(counts: Counter[str], produced: int, started: float, timeline: _Tim
     actions = {c.value: counts.get(f"action:{c.value}", 0) for c in Channel}
     suppressed = sum(v for k, v in counts.items() if k.startswith("decision:suppressed"))
     held_out = sum(v for k, v in counts.items() if k.startswith("decision:held_out"))
+    feedback = {
+        k.split(":", 1)[1]: v for k, v in sorted(counts.items()) if k.startswith("feedback:")
+    }
+    reported = " ".join(f"{status}={n}" for status, n in feedback.items()) or "none yet"
     return (
         f"[{time.monotonic() - started:5.0f}s | simulated {timeline.now():%a %d %b %H:%M}] "
         f"events {produced}, "
-        f"actions sms={actions['sms']} push={actions['push']} rm={actions['rm']}, "
+        f"actions sms={actions['sms']} push={actions['push']} rm={actions['rm']} "
+        f"(later waves {counts.get('waves', 0)}), "
         f"suppressed {suppressed}, held out {held_out}, "
-        f"dead letters {counts.get('dead_letter', 0)}"
+        f"dead letters {counts.get('dead_letter', 0)}; channels reported {reported}"
     )
 
 
@@ -148,8 +165,19 @@ def run_demo(options: DemoOptions) -> int:
                 f"at {options.speed:g}x (one simulated hour every {3600 / options.speed:.0f}s).\n"
             )
             counts: Counter[str] = Counter()
+            channels = ChannelSimulator(
+                broker.bootstrap,
+                topics.feedback,
+                timeline.wall_time_of,
+                stop.event,
+                counts,
+                seed=options.seed,
+            )
+            channels.start()
             watcher = threading.Thread(
-                target=_watch, args=(broker.bootstrap, topics, stop.event, counts), daemon=True
+                target=_watch,
+                args=(broker.bootstrap, topics, stop.event, counts, channels.answer),
+                daemon=True,
             )
             watcher.start()
             started = time.monotonic()
@@ -160,6 +188,7 @@ def run_demo(options: DemoOptions) -> int:
                 stop.event.set()
                 supervisor.halt()  # nothing restarted behind the worker's stop below
             watcher.join(timeout=5)
+            channels.join(timeout=5)
             print("\n" + _summary(counts, produced, started, timeline))
             print("Stopping worker and broker...")
     print("Stopped.")
