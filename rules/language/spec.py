@@ -158,6 +158,11 @@ class RuleSpec(_Strict):
     channels: Annotated[list[Channel], Field(min_length=1)] = Field(
         description="Preference order: the first channel the customer can be reached on wins."
     )
+    channel_order: Literal["fixed", "engagement"] = Field(
+        default="fixed",
+        description="'engagement': try the channels in the order of this customer's own "
+        "engagement with them (opened, clicked, replied...), the listed order breaking ties.",
+    )
     template: Annotated[str, StringConstraints(min_length=1)]
     params: dict[str, Any] = Field(
         default_factory=dict,

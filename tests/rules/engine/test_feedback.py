@@ -220,3 +220,30 @@ def test_a_push_only_rule_on_a_resting_channel_is_suppressed_for_fatigue() -> No
     later = NOW + timedelta(days=10)  # 7 days after the last ignored push
     salary = decode_event(json.dumps(transaction("C1", occurred_at=later.isoformat())).encode())
     assert [a.channel for a in decide(salary, second.state, rules, later).actions] == [Channel.PUSH]
+
+
+def test_a_rule_may_try_the_channels_this_customer_engages_with_first() -> None:
+    from rules.engine.arbitration import by_engagement
+    from schemas.state import ContactRecord
+
+    def contact(channel: Channel, status: str) -> ContactRecord:
+        return ContactRecord(channel=channel, rule_id="r", at=NOW, status=status)
+
+    ignored_pushes = [contact(Channel.PUSH, "delivered") for _ in range(3)]
+    clicked_sms = [contact(Channel.SMS, "clicked")]
+    assert by_engagement([Channel.PUSH, Channel.SMS], []) == [Channel.PUSH, Channel.SMS]
+    assert by_engagement([Channel.PUSH, Channel.SMS], ignored_pushes + clicked_sms) == [
+        Channel.SMS,
+        Channel.PUSH,
+    ]
+    engaged_rules = ruleset_from(
+        IMMEDIATE_RULES.replace(
+            "    template: mortgage_advice\n",
+            "    template: mortgage_advice\n    channel_order: engagement\n",
+        )
+    )
+    state = _profiled().model_copy(update={"contacts": ignored_pushes + clicked_sms})
+    at = NOW + timedelta(hours=1)
+    event = decode_event(json.dumps(click("C1", occurred_at=at.isoformat())).encode())
+    [action] = decide(event, state, engaged_rules, at).actions
+    assert action.channel is Channel.SMS, "push is listed first, but sms is what they answer"
