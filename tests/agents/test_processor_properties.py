@@ -77,6 +77,8 @@ _NEAR_VALID = st.one_of(
     st.tuples(st.just("event"), variations_of(_EVENTS, click("C-1"), "AppClick")),
     st.tuples(st.just("event"), variations_of(_EVENTS, drop_off("C-1"), "DropOff")),
 )
+#: Valid transactions with one or two fields from anywhere the schema allows.
+_TRANSACTIONS = variations_of(_EVENTS, transaction("C-1"), "Transaction")
 _INPUTS = st.one_of(
     st.tuples(st.just("event"), messages_of(_EVENTS), _CUSTOMERS),
     st.tuples(st.just("profile"), messages_of("profile.schema.json"), _CUSTOMERS),
@@ -147,7 +149,7 @@ def test_the_generator_reaches_rules_that_fire() -> None:
         database=None,
         suppress_health_check=list(HealthCheck),
     )
-    @given(document=messages_of("event.schema.json"))
+    @given(document=st.one_of(messages_of(_EVENTS), _TRANSACTIONS))
     def feed(document: Any) -> None:
         nonlocal decided
         if isinstance(document, dict):
