@@ -50,13 +50,19 @@ class TopicRangeSource:
         The range is held in memory to be ordered: a few hundred bytes per event.
         """
         merged: list[tuple[int, int, Kind, bytes]] = []
-        wanted = [self.topics.profile, *self.topics.event_inputs]
+        wanted = [self.topics.profile, self.topics.feedback, *self.topics.event_inputs]
         for sequence, record in enumerate(
             read_to_end(self.bootstrap, wanted, self.timeout, client_id="kairos-backtest")
         ):
             if record.timestamp >= self.until or record.value is None:
                 continue
-            kind: Kind = "profile" if record.topic == self.topics.profile else "event"
+            kind: Kind = (
+                "profile"
+                if record.topic == self.topics.profile
+                else "feedback"
+                if record.topic == self.topics.feedback
+                else "event"
+            )
             if kind == "event" and record.timestamp < self.since:
                 continue
             # sequence keeps each partition's own order among equal timestamps

@@ -21,7 +21,7 @@ from app.backtest.progress import ProgressBar
 from rules.engine import EngineOptions
 from rules.language.loader import load_ruleset
 from rules.offline.backtest import Backtest
-from schemas.codec import decode_event, decode_profile
+from schemas.codec import decode_event, decode_feedback, decode_profile
 from schemas.errors import InvalidEventError, KairosError
 
 
@@ -29,7 +29,7 @@ class BacktestInputError(KairosError):
     """An input file is missing or unreadable (bad lines inside are counted, not raised)."""
 
 
-Kind = Literal["profile", "event"]
+Kind = Literal["profile", "event", "feedback"]
 
 
 @dataclass(frozen=True)
@@ -90,10 +90,15 @@ class FileSource:
         return self.events.fraction_read
 
     def records(self) -> Iterator[tuple[Kind, bytes]]:
+        """Profiles first, then the events in file order.
+
+        Recorded channel feedback may be interleaved in the event files where it arrived
+        (a line with a ``feedback_id``).
+        """
         for line in self.profiles.lines():
             yield "profile", line.raw
         for line in self.events.lines():
-            yield "event", line.raw
+            yield ("feedback" if b'"feedback_id"' in line.raw else "event"), line.raw
 
 
 @dataclass
@@ -145,6 +150,9 @@ def run_backtest(
         if kind == "profile":
             _feed_profile(backtests, raw)
             continue
+        if kind == "feedback":
+            _feed_feedback(backtests, raw)
+            continue
         count += 1
         if count % 4096 == 0:
             bar.update(source.fraction_read, count)
@@ -164,6 +172,17 @@ def run_backtest(
         events=count,
         seconds=seconds,
     )
+
+
+def _feed_feedback(backtests: list[Backtest], raw: bytes) -> None:
+    try:
+        feedback = decode_feedback(raw)
+    except InvalidEventError as exc:
+        for backtest in backtests:
+            backtest.reject(f"feedback_{exc.error_type}")
+        return
+    for backtest in backtests:
+        backtest.feedback(feedback)
 
 
 def _feed_profile(backtests: list[Backtest], raw: bytes) -> None:

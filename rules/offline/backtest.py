@@ -28,6 +28,7 @@ from schemas.actions import Action
 from schemas.conversions import Conversion
 from schemas.decisions import Decision
 from schemas.events import Event
+from schemas.feedback import Feedback
 from schemas.profile import CustomerProfile
 
 _UTC = ZoneInfo("UTC")
@@ -75,6 +76,7 @@ class InputSummary(BaseModel):
 
     events: int = 0
     profiles: int = 0
+    feedback: int = Field(default=0, description="Recorded channel reports replayed.")
     customers: int = 0
     duplicates: int = Field(default=0, description="Re-deliveries the engine recognised.")
     late: int = Field(default=0, description="Events too late to count in feature windows.")
@@ -150,6 +152,17 @@ class Backtest:
             self._inputs["late"] += verdict.late
             self._count(verdict)
 
+    def feedback(self, feedback: Feedback) -> None:
+        """A channel's report, as recorded: it may end or send a campaign's waves."""
+        self._inputs["feedback"] += 1
+        try:
+            verdicts = self.replay.feedback(feedback)
+        except Exception:  # the worker dead-letters it as processing_failed and goes on
+            self.reject("processing_failed")
+            return
+        for verdict in verdicts:
+            self._count(verdict)
+
     def reject(self, error_type: str) -> None:
         """A line the live worker would send to the dead-letter topic."""
         self._rejected[error_type] += 1
@@ -207,6 +220,7 @@ class Backtest:
             inputs=InputSummary(
                 events=self._inputs["events"],
                 profiles=self._inputs["profiles"],
+                feedback=self._inputs["feedback"],
                 customers=len(self.replay.states),
                 duplicates=self._inputs["duplicates"],
                 late=self._inputs["late"],

@@ -202,3 +202,48 @@ def test_the_progress_bar_draws_on_a_terminal_only() -> None:
     ProgressBar("backtest", stream=hidden).update(0.5, 10)  # StringIO is not a tty
     assert "100%" in shown.getvalue() and "1,234 events" in shown.getvalue()
     assert hidden.getvalue() == ""
+
+
+def test_recorded_feedback_is_replayed_where_it_arrived_and_ends_or_leaves_the_waves(
+    tmp_path: Path,
+) -> None:
+    from schemas.actions import Channel, derive_action_id
+    from testkit.factories import click
+
+    at = "2026-11-02T10:00:00+01:00"
+    profiles = _jsonl(
+        tmp_path / "profiles.jsonl",
+        profile("C1", updated_at="2026-11-01T00:00:00+00:00"),
+        profile("C2", updated_at="2026-11-01T00:00:00+00:00"),
+    )
+    first, second = drop_off("C1", step=3, occurred_at=at), drop_off("C2", step=3, occurred_at=at)
+    push_to_c1 = derive_action_id(
+        customer_id="C1",
+        rule_id="loan-dropoff-digital-nudge",
+        rule_version=1,
+        channel=Channel.PUSH,
+        trigger_event_ids=[first["event_id"]],
+    )
+    opened = {
+        "feedback_id": "fb-1",
+        "action_id": push_to_c1,
+        "customer_id": "C1",
+        "channel": "push",
+        "status": "opened",
+        "occurred_at": "2026-11-02T12:00:00+01:00",
+    }
+    later = "2026-11-04T10:00:00+01:00"  # moves the replay clock past both waves' due time
+    events = _jsonl(
+        tmp_path / "events.jsonl",
+        first,
+        second,
+        click("C1", occurred_at="2026-11-02T11:00:00+01:00", screen="home"),
+        opened,
+        click("C1", occurred_at=later, screen="home"),
+        click("C2", occurred_at=later, screen="home"),
+    )
+    report = run_backtest(EXAMPLE_RULES, [events], profiles=profiles).base.report()
+    sends = {rule.rule_id: rule.sends for rule in report.rules}
+    assert sends["loan-dropoff-digital-nudge"] == 2
+    assert sends["loan-dropoff-sms-follow-up"] == 1, "C1 opened the push; only C2 gets the SMS"
+    assert report.inputs.feedback == 1
