@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import gzip
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal, Protocol
+from typing import IO, Literal, Protocol, TypeVar
 
 from app.backtest.progress import ProgressBar
 from rules.engine import EngineOptions
@@ -23,6 +23,8 @@ from rules.language.loader import load_ruleset
 from rules.offline.backtest import Backtest
 from schemas.codec import decode_event, decode_feedback, decode_profile
 from schemas.errors import InvalidEventError, KairosError
+from schemas.feedback import Feedback
+from schemas.profile import CustomerProfile
 
 
 class BacktestInputError(KairosError):
@@ -30,6 +32,7 @@ class BacktestInputError(KairosError):
 
 
 Kind = Literal["profile", "event", "feedback"]
+_Keyed = TypeVar("_Keyed", CustomerProfile, Feedback)
 
 
 @dataclass(frozen=True)
@@ -175,22 +178,26 @@ def run_backtest(
 
 
 def _feed_feedback(backtests: list[Backtest], raw: bytes) -> None:
-    try:
-        feedback = decode_feedback(raw)
-    except InvalidEventError as exc:
-        for backtest in backtests:
-            backtest.reject(f"feedback_{exc.error_type}")
-        return
-    for backtest in backtests:
-        backtest.feedback(feedback)
+    _feed(backtests, raw, decode_feedback, Backtest.feedback, "feedback_")
 
 
 def _feed_profile(backtests: list[Backtest], raw: bytes) -> None:
+    _feed(backtests, raw, decode_profile, Backtest.profile, "profile_")
+
+
+def _feed(
+    backtests: list[Backtest],
+    raw: bytes,
+    decode: Callable[[bytes], _Keyed],
+    apply: Callable[[Backtest, _Keyed], None],
+    prefix: str,
+) -> None:
+    """Decode one line once and hand it to every backtest; count it if the worker would not."""
     try:
-        profile = decode_profile(raw)
+        item = decode(raw)
     except InvalidEventError as exc:
         for backtest in backtests:
-            backtest.reject(f"profile_{exc.error_type}")
+            backtest.reject(f"{prefix}{exc.error_type}")
         return
     for backtest in backtests:
-        backtest.profile(profile)
+        apply(backtest, item)

@@ -15,7 +15,9 @@ clock a customer judges "23:00" by.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -105,6 +107,9 @@ class BacktestReport(BaseModel):
     )
 
 
+_InputT = TypeVar("_InputT", CustomerProfile, Event, Feedback)
+
+
 class Backtest:
     """Feed profiles and events in arrival order; :meth:`report` sums up what happened."""
 
@@ -128,12 +133,7 @@ class Backtest:
 
     def profile(self, profile: CustomerProfile) -> None:
         self._inputs["profiles"] += 1
-        try:
-            verdicts = self.replay.profile(profile)
-        except Exception:  # the worker dead-letters it as processing_failed and goes on
-            self.reject("processing_failed")
-            return
-        for verdict in verdicts:
+        for verdict in self._replayed(self.replay.profile, profile):
             self._count(verdict)
 
     def event(self, event: Event) -> None:
@@ -142,12 +142,7 @@ class Backtest:
             self._first = event.occurred_at
         if self._last is None or event.occurred_at > self._last:
             self._last = event.occurred_at
-        try:
-            verdicts = self.replay.event(event)
-        except Exception:  # the worker dead-letters it as processing_failed and goes on
-            self.reject("processing_failed")
-            return
-        for verdict in verdicts:
+        for verdict in self._replayed(self.replay.event, event):
             self._inputs["duplicates"] += verdict.duplicate
             self._inputs["late"] += verdict.late
             self._count(verdict)
@@ -155,13 +150,20 @@ class Backtest:
     def feedback(self, feedback: Feedback) -> None:
         """A channel's report, as recorded: it may end or send a campaign's waves."""
         self._inputs["feedback"] += 1
-        try:
-            verdicts = self.replay.feedback(feedback)
-        except Exception:  # the worker dead-letters it as processing_failed and goes on
-            self.reject("processing_failed")
-            return
-        for verdict in verdicts:
+        for verdict in self._replayed(self.replay.feedback, feedback):
             self._count(verdict)
+
+    def _replayed(self, replay: Callable[[_InputT], list[Verdict]], item: _InputT) -> list[Verdict]:
+        """The replay's verdicts on ``item``; none if deciding raised.
+
+        Such an input is counted as the worker would dead-letter it (``processing_failed``),
+        and the backtest goes on.
+        """
+        try:
+            return replay(item)
+        except Exception:
+            self.reject("processing_failed")
+            return []
 
     def reject(self, error_type: str) -> None:
         """A line the live worker would send to the dead-letter topic."""
