@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypeVar
@@ -10,6 +9,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from schemas import ids
 from schemas.events import AppClick, Event
 from schemas.profile import CustomerProfile
 from schemas.state import RECENT_EVENT_IDS, CustomerState
@@ -108,5 +108,5 @@ def is_duplicate(state: CustomerState, event: Event) -> bool:
 
 
 def event_fingerprint(event: Event) -> str:
-    """48 bits of the event id's hash: a third of the bytes, collisions ~never (2^-48 a pair)."""
-    return hashlib.blake2b(event.event_id.encode(), digest_size=6).hexdigest()
+    """The event id as the state remembers it, to recognise a re-delivery."""
+    return ids.fingerprint(event.event_id)

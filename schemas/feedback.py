@@ -9,7 +9,6 @@ the same id, and Kairos applies it once.
 
 from __future__ import annotations
 
-import hashlib
 from enum import StrEnum
 from typing import Literal
 
@@ -17,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.actions import Channel
 from schemas.events import MAX_COUNT, BankTime, NonEmptyStr
+from schemas.ids import fingerprint
 
 
 class FeedbackStatus(StrEnum):
@@ -105,9 +105,9 @@ class Feedback(BaseModel):
 
 
 def action_ref(action_id: str) -> str:
-    """48 bits of an action id's hash: what the contact history keeps to match feedback.
+    """What the contact history keeps of an action id to match feedback to it.
 
     A whole id is 36 random characters that do not compress; 32 remembered contacts would
     add more than a kilobyte to every customer's state.
     """
-    return hashlib.blake2b(action_id.encode(), digest_size=6).hexdigest()
+    return fingerprint(action_id)

@@ -93,6 +93,21 @@ rules:
 """
 
 
+def sms_wave(within: str, ttl: str = "48h") -> str:
+    """A second wave of the immediate rules' digital nudge: an SMS unless it was opened."""
+    return f"""
+  - id: nudge-sms-wave
+    version: 1
+    event: drop_off
+    wave: {{after: loan-dropoff-digital-nudge, unless: [opened, clicked], within: {within}}}
+    channels: [sms]
+    template: loan_application_resume_sms
+    params: {{resume_step: "{{{{ event.step }}}}"}}
+    priority: 70
+    ttl: {ttl}
+"""
+
+
 #: A rule that fails validation (a misspelt field, line 5): deploys must refuse it.
 BROKEN_RULE = """\
 rules:

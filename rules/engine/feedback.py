@@ -14,12 +14,12 @@ contact policy at once:
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING, Literal
 
 from rules.engine import timers, waves
 from rules.state_update import evolve
 from schemas.feedback import STATUS_RANK, Feedback, FeedbackStatus, action_ref
+from schemas.ids import fingerprint
 from schemas.state import RECENT_EVENT_IDS
 
 if TYPE_CHECKING:
@@ -31,8 +31,8 @@ FeedbackResult = Literal["applied", "duplicate", "unknown_action"]
 
 
 def feedback_fingerprint(feedback: Feedback) -> str:
-    """48 bits of the report's id hash, kept with the event ids to recognise re-sends."""
-    return "f" + hashlib.blake2b(feedback.feedback_id.encode(), digest_size=6).hexdigest()
+    """The report's id as the state remembers it (beside the event ids), to skip re-sends."""
+    return "f" + fingerprint(feedback.feedback_id)
 
 
 def apply(moment: Moment, feedback: Feedback) -> tuple[FeedbackResult, float | None]:

@@ -10,21 +10,12 @@ import pytest
 
 from schemas.actions import Channel
 from testkit.factories import drop_off, profile
-from testkit.rulesets import IMMEDIATE_RULES
+from testkit.rulesets import IMMEDIATE_RULES, sms_wave
 
 pytestmark = pytest.mark.integration
 
 #: The digital nudge's push, then an SMS unless it was opened within 4 seconds.
-SMS_WAVE = """
-  - id: nudge-sms-wave
-    version: 1
-    event: drop_off
-    wave: {after: loan-dropoff-digital-nudge, unless: [opened, clicked], within: 4s}
-    channels: [sms]
-    template: loan_application_resume_sms
-    priority: 70
-    ttl: 1h
-"""
+SMS_WAVE = sms_wave("4s", ttl="1h")
 FAST = {"KAIROS_TIMER_GRACE_S": "1", "KAIROS_TIMER_CHECK_INTERVAL_S": "0.5"}
 
 
@@ -79,7 +70,7 @@ def test_the_sms_wave_follows_an_unopened_push_and_not_an_opened_one(kairos: Any
 def test_a_worker_killed_between_the_waves_still_sends_the_second_exactly_once(
     kairos: Any,
 ) -> None:
-    k = kairos(rules_yaml=IMMEDIATE_RULES + SMS_WAVE.replace("within: 4s", "within: 8s"), **FAST)
+    k = kairos(rules_yaml=IMMEDIATE_RULES + sms_wave("8s", ttl="1h"), **FAST)
     worker = k.start_worker()
     t = k.topics
     k.send_profiles(profile("C-KILLED", timezone="UTC"))

@@ -17,23 +17,13 @@ from schemas.decisions import Outcome
 from schemas.feedback import Feedback
 from schemas.state import CustomerState
 from testkit.factories import drop_off, profile, transaction
-from testkit.rulesets import IMMEDIATE_RULES, ruleset_from
+from testkit.rulesets import IMMEDIATE_RULES, ruleset_from, sms_wave
 
 NOW = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 GRACE = timedelta(seconds=30)
 _ids = itertools.count(1)
 
-SMS_WAVE = """
-  - id: nudge-sms-wave
-    version: 1
-    event: drop_off
-    wave: {after: loan-dropoff-digital-nudge, unless: [opened, clicked], within: 24h}
-    channels: [sms]
-    template: loan_application_resume_sms
-    params: {resume_step: "{{ event.step }}"}
-    priority: 70
-    ttl: 48h
-"""
+SMS_WAVE = sms_wave("24h")
 
 RM_ON_FAILURE = """
   - id: nudge-rm-on-failure
