@@ -45,8 +45,10 @@ def default_bucket(window: timedelta) -> int:
 
 
 def _number(value: Any) -> float | int | None:
-    if value is None or isinstance(value, bool):
+    if value is None:
         return None
+    if isinstance(value, bool):  # the average of a condition is its rate (an open rate)
+        return int(value)
     if isinstance(value, int):
         return value
     if isinstance(value, float | Decimal):

@@ -12,21 +12,29 @@ unit-tested with any clock.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
-from rules.language.durations import DURATION_PATTERN, Duration, parse_duration
+from rules.language.durations import DURATION_PATTERN, Duration, PositiveDuration, parse_duration
 from schemas.actions import Channel
 from schemas.feedback import ENGAGED
 from schemas.state import ContactRecord
 
 #: Contacts kept in the state for caps: enough for any sane cap, bounded whatever happens.
 CONTACT_HISTORY = 32
+
+#: How long a contact may go without engagement before it counts as ignored, by channel:
+#: a push is read within hours or never, an RM desk works its tasks over days.
+DEFAULT_IGNORED_AFTER: Mapping[Channel, timedelta] = {
+    Channel.PUSH: timedelta(days=3),
+    Channel.SMS: timedelta(days=3),
+    Channel.RM: timedelta(days=7),
+}
 
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -133,9 +141,10 @@ class FatigueSpec(_Strict):
     channels: Annotated[list[Channel], Field(min_length=1)]
     after: int = Field(ge=1, le=CONTACT_HISTORY, description="Ignored contacts in a row.")
     pause: Duration = Field(description="How long the channel rests, from the last of them.")
-    ignored_after: Duration = Field(
-        default=timedelta(days=3),
-        description="A contact with no engagement reported this long after it is ignored.",
+    ignored_after: PositiveDuration | None = Field(
+        default=None,
+        description="A contact with no engagement reported this long after it is ignored; "
+        "by default the policy's ignored_after for the channel.",
     )
 
 
@@ -145,6 +154,12 @@ class PolicySpec(_Strict):
     caps: list[CapSpec] = []
     quiet_hours: list[QuietHoursSpec] = []
     fatigue: list[FatigueSpec] = []
+    ignored_after: dict[Channel, PositiveDuration] = Field(
+        default_factory=lambda: dict(DEFAULT_IGNORED_AFTER),
+        description="Per channel: a contact with no engagement reported this long after it "
+        "is ignored (its status becomes 'ignored'; contact_outcome features count it). "
+        "Channels not named keep their default (push 3d, sms 3d, rm 7d).",
+    )
     rm_capacity: RmCapacitySpec | None = None
     decision_window: Duration = Field(
         default=timedelta(0),
@@ -162,6 +177,9 @@ class Policy:
     decision_window: timedelta = timedelta(0)
     rm_capacity: RmCapacitySpec | None = None
     fatigue: tuple[FatigueSpec, ...] = ()
+    ignored_after: Mapping[Channel, timedelta] = field(
+        default_factory=lambda: dict(DEFAULT_IGNORED_AFTER)
+    )
 
     @classmethod
     def from_spec(cls, spec: PolicySpec) -> Policy:
@@ -171,6 +189,7 @@ class Policy:
             spec.decision_window,
             spec.rm_capacity,
             tuple(spec.fatigue),
+            {**DEFAULT_IGNORED_AFTER, **spec.ignored_after},
         )
 
     def as_spec(self) -> PolicySpec:
@@ -181,6 +200,7 @@ class Policy:
             rm_capacity=self.rm_capacity,
             decision_window=self.decision_window,
             fatigue=list(self.fatigue),
+            ignored_after=dict(self.ignored_after),
         )
 
     def rm_day(self, now: datetime) -> tuple[str, datetime]:
@@ -223,7 +243,8 @@ class Policy:
         resting: dict[Channel, str] = {}
         for rule in self.fatigue:
             for channel in rule.channels:
-                streak = _ignored_streak(history, channel, now, rule.ignored_after)
+                after = rule.ignored_after or self.ignored_after[channel]
+                streak = _ignored_streak(history, channel, now, after)
                 if len(streak) < rule.after:
                     continue
                 until = streak[0].at + rule.pause  # from the newest ignored contact

@@ -12,7 +12,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from schemas.actions import Channel
 from schemas.events import MAX_COUNT, BankTime, NonEmptyStr
@@ -36,20 +36,28 @@ class FeedbackStatus(StrEnum):
     DECLINED = "declined"
 
 
-#: How far along each status is: a late "delivered" never undoes an "opened".
+#: A contact's status before the channel reports anything.
+SENT = "sent"
+#: A contact's status once the policy's ``ignored_after`` passed without any engagement
+#: (Kairos's own verdict, not a channel's report).
+IGNORED = "ignored"
+
+#: How far along each status is: a late "delivered" never undoes an "opened", and an
+#: engagement reported after a contact was called ignored still counts.
 STATUS_RANK: dict[str, int] = {
-    "sent": 0,
-    FeedbackStatus.DELIVERED: 1,
-    FeedbackStatus.NOT_REACHED: 1,
-    FeedbackStatus.DISMISSED: 2,
-    FeedbackStatus.REACHED: 2,
-    FeedbackStatus.OPENED: 3,
-    FeedbackStatus.DECLINED: 3,
-    FeedbackStatus.CLICKED: 4,
-    FeedbackStatus.REPLIED: 4,
-    FeedbackStatus.INTERESTED: 4,
-    FeedbackStatus.FAILED: 5,
-    FeedbackStatus.UNSUBSCRIBED: 6,
+    SENT: 0,
+    FeedbackStatus.DELIVERED: 10,
+    FeedbackStatus.NOT_REACHED: 10,
+    FeedbackStatus.DISMISSED: 20,
+    FeedbackStatus.REACHED: 20,
+    IGNORED: 25,
+    FeedbackStatus.OPENED: 30,
+    FeedbackStatus.DECLINED: 30,
+    FeedbackStatus.CLICKED: 40,
+    FeedbackStatus.REPLIED: 40,
+    FeedbackStatus.INTERESTED: 40,
+    FeedbackStatus.FAILED: 50,
+    FeedbackStatus.UNSUBSCRIBED: 60,
 }
 
 #: Statuses that mean the customer engaged with the contact.
@@ -62,6 +70,19 @@ ENGAGED: frozenset[str] = frozenset(
         FeedbackStatus.INTERESTED,
     }
 )
+
+#: How a contact ended, as ``contact_outcome`` features read it.
+OutcomeKind = Literal["engaged", "ignored", "declined", "failed", "unsubscribed"]
+
+#: The statuses that settle a contact, and the outcome each means; any other status
+#: (sent, delivered, dismissed, not reached) may still turn into one of these.
+SETTLING: dict[str, OutcomeKind] = {
+    **dict.fromkeys(ENGAGED, "engaged"),
+    IGNORED: "ignored",
+    FeedbackStatus.DECLINED: "declined",
+    FeedbackStatus.FAILED: "failed",
+    FeedbackStatus.UNSUBSCRIBED: "unsubscribed",
+}
 
 #: Statuses only an RM task can have, and statuses an RM task cannot have.
 _RM_ONLY = frozenset(
@@ -102,6 +123,28 @@ class Feedback(BaseModel):
         if self.status in _RM_ONLY and self.channel is not Channel.RM:
             raise ValueError(f"status {self.status.value!r} is a call outcome: RM tasks only")
         return self
+
+
+class ContactOutcome(BaseModel):
+    """How one contact ended: what a feature with ``event: contact_outcome`` is fed.
+
+    Each contact settles once: at the first engagement, failure, refusal or unsubscribe the
+    channel reports, or as ``ignored`` once the policy's ``ignored_after`` passed with none.
+    So "pushes ignored in 30 days" is a windowed count and "the push open rate over 90
+    days" the average of ``engaged``; both stay bounded like any feature, beyond the few
+    contacts the state remembers one by one.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    event_type: Literal["contact_outcome"] = "contact_outcome"
+    channel: Channel
+    rule_id: str = Field(description="The rule whose contact this was.")
+    status: str = Field(description="The status that settled it (e.g. opened, ignored).")
+    outcome: OutcomeKind
+    engaged: bool = Field(description="True for opened, clicked, replied, reached, interested.")
+    sent_at: AwareDatetime = Field(description="When the contact was made.")
+    occurred_at: AwareDatetime = Field(description="When it settled.")
 
 
 def action_ref(action_id: str) -> str:

@@ -95,7 +95,8 @@ class ContactRecord(BaseModel):
 
     ``ref`` matches the channel's feedback to the contact (:func:`schemas.feedback.action_ref`
     of its ``action_id``); ``status`` is the furthest the channel has reported, ``sent``
-    until it reports anything.
+    until it reports anything, and ``ignored`` once the policy's ``ignored_after`` passed
+    without any engagement.
     """
 
     model_config = ConfigDict(extra="ignore")
@@ -104,7 +105,7 @@ class ContactRecord(BaseModel):
     rule_id: str
     at: AwareDatetime
     ref: str | None = None
-    status: Literal["sent"] | FeedbackStatus = "sent"
+    status: Literal["sent", "ignored"] | FeedbackStatus = "sent"
     status_at: AwareDatetime | None = None
 
 

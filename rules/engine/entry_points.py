@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from rules.engine import arbitration, goals, rm_capacity, timers
+from rules.engine import arbitration, goals, outcomes, rm_capacity, timers
 from rules.engine import feedback as feedback_part
 from rules.engine.moment import Moment
 from rules.engine.verdict import DEFAULT_OPTIONS, EngineOptions, Fired, Verdict, evidence
@@ -35,6 +35,7 @@ def decide(
     if fingerprint in state.recent_event_ids:  # a re-delivery (is_duplicate, hashed once)
         return Verdict(state=state, duplicate=True)
     moment = Moment(state, ruleset, now, options.timer_grace)
+    outcomes.settle_ignored(moment)
     goals.check(moment, event)
     timers.cancel_waits(moment, event)
     timers.fire_due(moment)
@@ -71,6 +72,7 @@ def fire_due_timers(
 ) -> Verdict:
     """Fire the customer's timers that are due at ``now`` (a scheduler tick)."""
     moment = Moment(state, ruleset, now, options.timer_grace)
+    outcomes.settle_ignored(moment)
     timers.fire_due(moment)
     return moment.verdict()
 
@@ -110,6 +112,7 @@ def apply_feedback(
 ) -> Verdict:
     """A channel's report on one of the customer's contacts (see ``rules.engine.feedback``)."""
     moment = Moment(state, ruleset, now, options.timer_grace)
+    outcomes.settle_ignored(moment)
     result, after_s = feedback_part.apply(moment, feedback)
     return moment.verdict(feedback=result, feedback_after_s=after_s)
 

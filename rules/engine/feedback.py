@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from rules.engine import timers, waves
+from rules.engine import outcomes, timers, waves
 from rules.state_update import evolve
 from schemas.feedback import STATUS_RANK, Feedback, FeedbackStatus, action_ref
 from schemas.ids import fingerprint
@@ -58,6 +58,7 @@ def apply(moment: Moment, feedback: Feedback) -> tuple[FeedbackResult, float | N
             contact, {"status": feedback.status, "status_at": feedback.occurred_at}
         )
         update["contacts"] = contacts
+    settled = outcomes.settles(contact, contacts[index])
     if feedback.status is FeedbackStatus.FAILED and feedback.failure == "hard":
         update["unreachable"] = {**state.unreachable, feedback.channel: feedback.occurred_at}
     withdraw = feedback.status is FeedbackStatus.UNSUBSCRIBED and state.profile is not None
@@ -65,6 +66,8 @@ def apply(moment: Moment, feedback: Feedback) -> tuple[FeedbackResult, float | N
         consent = evolve(state.profile.consent, {feedback.channel.value: False})
         update["profile"] = evolve(state.profile, {"consent": consent})
     moment.state = evolve(state, update)
+    if settled:
+        outcomes.record(moment, [contacts[index]])
     if withdraw:
         timers.withdraw_deferred(moment)  # deferred contacts on that channel are cancelled
     waves.on_feedback(moment, feedback)

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic_core import TzInfo
 
 from rules.engine.verdict import EngineOptions, RuleFailure, failure_text
+from rules.features import CompiledFeature
 from rules.ruleset import Ruleset
 from schemas.events import Event
 from schemas.state import CustomerState, FeatureState
@@ -73,6 +74,36 @@ class _FeedContext:
         self.now = now
 
 
+def feed(
+    feeds: tuple[CompiledFeature, ...],
+    current: dict[str, FeatureState],
+    record: Any,
+    state: CustomerState,
+    occurred_at: datetime,
+    failures: list[RuleFailure],
+) -> dict[str, FeatureState] | None:
+    """``current`` with ``record`` (an event, a contact outcome) fed to ``feeds``.
+
+    ``None`` when no feature changed, so the caller keeps the state's own dict. A feature
+    whose conditions or value raise keeps its previous state and is added to ``failures``.
+    """
+    features: dict[str, FeatureState] | None = None
+    context = _FeedContext({"event": record, "profile": state.profile, "state": state}, occurred_at)
+    for feature in feeds:
+        name = feature.name
+        known = features if features is not None else current
+        try:
+            updated = feature.update(known.get(name), context, occurred_at)
+        except Exception as exc:  # e.g. a value that divides by a zero balance
+            failures.append(RuleFailure(name, failure_text(exc), kind="feature"))
+            continue
+        if updated is not None:
+            if features is None:
+                features = dict(current)
+            features[name] = updated
+    return features
+
+
 def update_features(
     ruleset: Ruleset,
     state: CustomerState,
@@ -95,21 +126,7 @@ def update_features(
     features: dict[str, FeatureState] | None = None
     feeds = ruleset.features_by_event.get(event.event_type, ())
     if feeds and not too_late:
-        context = _FeedContext(
-            {"event": event, "profile": state.profile, "state": state}, occurred_at
-        )
-        for feature in feeds:
-            name = feature.name
-            known = features if features is not None else current
-            try:
-                updated = feature.update(known.get(name), context, occurred_at)
-            except Exception as exc:  # e.g. a value that divides by a zero balance
-                failures.append(RuleFailure(name, failure_text(exc), kind="feature"))
-                continue
-            if updated is not None:
-                if features is None:
-                    features = dict(current)
-                features[name] = updated
+        features = feed(feeds, current, event, state, occurred_at, failures)
     stamped = occurred_at if occurred_at <= watermark_cap else watermark_cap
     newest = stamped if watermark is None or stamped > watermark else watermark
     horizon = newest - options.allowed_lateness

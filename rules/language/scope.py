@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from rules.language.expression_types import ANY, BOOL, DATETIME, LIST, NUMBER, STRING, FieldType
 from schemas.events import EVENT_MODELS
+from schemas.feedback import ContactOutcome
 from schemas.profile import CustomerProfile
 from schemas.state import CustomerState
 
@@ -62,6 +63,10 @@ def model_type(model: type[BaseModel]) -> FieldType:
     return FieldType("record", fields=fields)
 
 
+#: What ``event`` is for each event type, and for the contact outcomes features may count.
+_SOURCES: Mapping[str, type[BaseModel]] = {**EVENT_MODELS, "contact_outcome": ContactOutcome}
+
+
 def rule_scope(
     event_type: str,
     *,
@@ -86,7 +91,7 @@ def rule_scope(
     for internal in internal_fields:
         state_fields.pop(internal, None)  # profile is read as ``profile``; the rest is ours
     scope: dict[str, FieldType] = {
-        "event": model_type(EVENT_MODELS[event_type]),
+        "event": model_type(_SOURCES[event_type]),
         "profile": model_type(CustomerProfile),
         "state": FieldType("record", fields=state_fields),
     }

@@ -35,6 +35,8 @@ from schemas.feedback import FeedbackStatus
 RuleId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
 FeatureName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 EventType = Literal["app_click", "transaction", "drop_off"]
+#: What may feed a feature: an event type, or how the customer's contacts ended.
+FeatureSource = Literal["app_click", "transaction", "drop_off", "contact_outcome"]
 Aggregate = Literal["count", "sum", "avg", "min", "max", "last", "last_seen", "distinct_count"]
 Conditions = Annotated[
     list[str],
@@ -66,7 +68,10 @@ class FeatureSpec(_Strict):
     name: FeatureName = Field(description="Read in rules as features.<name>.")
     description: str = ""
     aggregate: Aggregate
-    event: EventType = Field(description="The event type that feeds it.")
+    event: FeatureSource = Field(
+        description="The event type that feeds it, or contact_outcome: each of the customer's "
+        "contacts as it settles (engaged, ignored, declined, failed, unsubscribed)."
+    )
     value: str | None = Field(
         default=None,
         description="Expression of the value aggregated (not needed for count and last_seen).",
