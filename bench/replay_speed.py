@@ -8,7 +8,11 @@ in memory, then timed separately
 
 * (a) parsing: ``schemas.codec.decode_event`` on every event's JSON bytes;
 * (b) engine: ``Replay.event`` over the pre-parsed events (profiles fed first, untimed);
-* (c) both, one after the other per event, as a backtest over a JSONL file does.
+* (c) both, one after the other per event, as a backtest over a JSONL file does;
+* (d) a whole ``Backtest`` over the pre-parsed events, its counting included, without and
+  with the simulated channels answering every contact (``rules.offline.responses``): the
+  difference is what hearing back costs per input event (the reports, the contact
+  statuses, the waves they end or send).
 
 Every pass is repeated and the median reported, per wall second and per CPU second of this
 process (the machine is shared: the CPU figure is the steadier one). The script also
@@ -44,7 +48,9 @@ from app.settings import EXAMPLE_RULES
 from app.synthetic import SyntheticConfig, traffic
 from rules.engine import Verdict
 from rules.language.loader import compile_sources, load_ruleset
+from rules.offline.backtest import Backtest
 from rules.offline.replay import Replay
+from rules.offline.responses import ResponseModel
 from rules.ruleset import Ruleset
 from schemas.codec import decode_event, encode, encode_event
 from schemas.events import Event
@@ -158,6 +164,24 @@ def run_both(ruleset: Ruleset, work: Workload) -> tuple[Timing, int]:
     return _timed_replay(ruleset, work, lambda _: decode_event(next(raw)))
 
 
+def run_backtest(
+    ruleset: Ruleset, work: Workload, responses: ResponseModel | None
+) -> tuple[Timing, int]:
+    """Time a whole Backtest over pre-parsed events; the simulated reports it replayed."""
+    backtest = Backtest(ruleset, responses=responses)
+    for profile in work.profiles:
+        backtest.profile(profile)
+    gc.collect()
+    started, cpu = time.perf_counter(), time.process_time()
+    for record in work.records:
+        if isinstance(record, CustomerProfile):
+            backtest.profile(record)
+        else:
+            backtest.event(record)
+    timing = Timing(time.perf_counter() - started, time.process_time() - cpu)
+    return timing, len(backtest.feedback_seen)
+
+
 def _hash_verdict(sha: Any, verdict: Verdict) -> None:
     parts = [
         verdict.state.customer_id,
@@ -228,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="instead of the example pack: its features plus N generated rules "
         "(bench/rules_scaling.py)",
     )
-    parser.add_argument("--only", choices=["a", "b", "c"], help="time one pass only")
+    parser.add_argument("--only", choices=["a", "b", "c", "d"], help="time one pass only")
     parser.add_argument("--profile", type=int, default=0, help="cProfile (b); print top N")
     args = parser.parse_args(argv)
 
@@ -258,6 +282,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.only in (None, "c"):
         both = _repeated(run_both, ruleset, work, args.repeat, counts)
         print(f"(c) decode + replay     {_rate(work.events, both)}  (target {TARGET:,})")
+    if args.only in (None, "d"):
+        timed = {
+            label: [run_backtest(ruleset, work, model) for _ in range(args.repeat)]
+            for label, model in (("silent", None), ("answering", ResponseModel(seed=args.seed)))
+        }
+        for label, runs in timed.items():
+            print(f"(d) Backtest, {label:<9} {_rate(work.events, [t for t, _ in runs])}")
+        silent, answering = (
+            statistics.median(t.cpu for t, _ in timed[k]) for k in ("silent", "answering")
+        )
+        reports = timed["answering"][0][1]
+        print(
+            f"    hearing back: {reports:,} simulated reports, "
+            f"{(answering - silent) / work.events * 1e6:+.2f} us of CPU per input event "
+            f"({(answering - silent) / max(reports, 1) * 1e6:.1f} us per report)"
+        )
     if args.only is None and digest(ruleset, work, decode=False)[0] != expected:
         print("DIGESTS DIFFER between decoded and pre-parsed events")
         return 1

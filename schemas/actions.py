@@ -42,7 +42,8 @@ class Action(BaseModel):
     trigger_event_ids: list[str]
     reason: str = Field(description="Human-readable: why this customer, why now.")
     campaign: str | None = Field(
-        default=None, description="For a campaign's later wave: the campaign (its first rule)."
+        default=None,
+        description="For a rule in a multi-wave campaign: the campaign (its first rule).",
     )
     wave: int | None = Field(default=None, description="The wave's number; the first is 1.")
     parent_action_id: str | None = Field(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.actions import Channel
 from schemas.events import NonEmptyStr
@@ -70,4 +70,9 @@ class Decision(BaseModel):
     trigger_event_ids: list[str]
     decided_at: AwareDatetime
     evidence: dict[str, Any] = {}
+    campaign: str | None = Field(
+        default=None,
+        description="For a rule in a multi-wave campaign: the campaign (its first rule).",
+    )
+    wave: int | None = Field(default=None, description="That rule's wave in it; the first is 1.")
     schema_version: int = 1

@@ -48,7 +48,8 @@ EXPORTED: dict[str, set[str]] = {
         "wait_for_broker", "whoami",
     },
     "app.backtest": {
-        "BacktestInputError", "TopicRangeSource", "counts_text", "render_diff", "render_table",
+        "BacktestInputError", "Responses", "TopicRangeSource", "counts_text", "render_diff",
+        "render_table",
         "report_files", "run_backtest",
     },
     "app.synthetic": {

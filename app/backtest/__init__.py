@@ -7,10 +7,11 @@ HTML chart. The numbers themselves are the core's.
 
 from app.backtest.kafka_source import TopicRangeSource
 from app.backtest.output import counts_text, render_diff, render_table, report_files
-from app.backtest.run import BacktestInputError, run_backtest
+from app.backtest.run import BacktestInputError, Responses, run_backtest
 
 __all__ = [
     "BacktestInputError",
+    "Responses",
     "TopicRangeSource",
     "counts_text",
     "render_diff",

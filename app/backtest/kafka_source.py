@@ -39,16 +39,33 @@ class TopicRangeSource:
         self.timeout = timeout
         self._read = 0
         self._total = 1
+        self._cache: list[tuple[int, int, Kind, bytes]] | None = None
 
     @property
     def fraction_read(self) -> float:
         return self._read / self._total
 
+    def recorded_feedback(self) -> Iterator[bytes]:
+        """The channel reports in range (the range is read once, and kept for the replay)."""
+        for _, _, kind, raw in self._merged():
+            if kind == "feedback":
+                yield raw
+
     def records(self) -> Iterator[tuple[Kind, bytes]]:
-        """Everything in range, read first (topics are read to their end), then in order.
+        """Everything in range, in the order the broker stamped it."""
+        merged = self._merged()
+        self._total = max(len(merged), 1)
+        for _, _, kind, raw in merged:
+            self._read += 1
+            yield kind, raw
+
+    def _merged(self) -> list[tuple[int, int, Kind, bytes]]:
+        """Everything in range, read first (topics are read to their end), then ordered.
 
         The range is held in memory to be ordered: a few hundred bytes per event.
         """
+        if self._cache is not None:
+            return self._cache
         merged: list[tuple[int, int, Kind, bytes]] = []
         wanted = [self.topics.profile, self.topics.feedback, *self.topics.event_inputs]
         for sequence, record in enumerate(
@@ -68,7 +85,5 @@ class TopicRangeSource:
             # sequence keeps each partition's own order among equal timestamps
             merged.append((record.timestamp, sequence, kind, bytes(record.value)))
         merged.sort()
-        self._total = max(len(merged), 1)
-        for _, _, kind, raw in merged:
-            self._read += 1
-            yield kind, raw
+        self._cache = merged
+        return merged

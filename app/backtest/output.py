@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
+from typing import Protocol
 
 from app.backtest.chart import render_html
 from rules.offline.backtest import BacktestReport, RuleSummary
@@ -66,6 +67,15 @@ def render_table(report: BacktestReport, events_per_second: float | None = None)
             + " ".join(f"{_sends(rule, c):>6,}" for c in CHANNELS)
             + f" {_hour(rule.peak_hour):>6}"
         )
+        if rule.wave is not None:
+            lines.append(f"    campaign {rule.campaign}, wave {rule.wave}")
+        if rule.sends:
+            lines.append(
+                "    "
+                + funnel_text(
+                    rule.sends, rule.delivered, rule.engaged, rule.treated_conversions, rule.failed
+                )
+            )
         if rule.suppressed_by_reason:
             lines.append(f"    suppressed: {counts_text(rule.suppressed_by_reason)}")
     total_sends = sum(report.contacts_by_channel.values())
@@ -85,11 +95,71 @@ def render_table(report: BacktestReport, events_per_second: float | None = None)
             + " ".join(f"{counts.get(c, 0):>6,}" for c in CHANNELS)
             + f" {sum(counts.values()):>6,}"
         )
+    for campaign in report.campaigns:
+        lines += ["", *campaign_lines(campaign)]
+    lines.append(f"\nchannel reports: {report.responses}")
     if report.pending_at_end:
         lines.append(
             f"\nstill waiting when the events ran out: {counts_text(report.pending_at_end)}"
         )
     return "\n".join(lines)
+
+
+def percent(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
+
+
+def funnel_text(sent: int, delivered: int, engaged: int, converted: int, failed: int) -> str:
+    """``funnel: sent 100 -> delivered 96 (96.0%) -> ...``, each rate of the contacts sent."""
+
+    def step(count: int) -> str:
+        return f"{count:,} ({percent(count / sent if sent else None)})"
+
+    return (
+        f"funnel: sent {sent:,} -> delivered {step(delivered)} -> engaged {step(engaged)} "
+        f"-> converted {step(converted)}; failed {failed:,}"
+    )
+
+
+def uplift_text(uplift: float | None, ci95: tuple[float, float] | None) -> str:
+    if uplift is None or ci95 is None:
+        return "-"
+    return f"{percent(uplift)} [{percent(ci95[0])}, {percent(ci95[1])}]"
+
+
+class _Campaign(Protocol):
+    campaign: str
+    waves: list[str]
+    sent: int
+    delivered: int
+    engaged: int
+    failed: int
+    entered: int
+    held_out: int
+    treated_conversions: int
+    holdout_conversions: int
+    treated_rate: float | None
+    holdout_rate: float | None
+    uplift: float | None
+    uplift_ci95: tuple[float, float] | None
+
+
+def campaign_lines(campaign: _Campaign) -> list[str]:
+    """A multi-wave campaign: its waves, their funnel together, its uplift as a whole."""
+    return [
+        f"campaign {campaign.campaign}: waves {' -> '.join(campaign.waves)}",
+        f"  entered {campaign.entered:,} (held out {campaign.held_out:,}); "
+        + funnel_text(
+            campaign.sent,
+            campaign.delivered,
+            campaign.engaged,
+            campaign.treated_conversions,
+            campaign.failed,
+        ),
+        f"  converted: treated {percent(campaign.treated_rate)}, holdout "
+        f"{percent(campaign.holdout_rate)}; uplift of the whole campaign "
+        f"{uplift_text(campaign.uplift, campaign.uplift_ci95)} (95% CI)",
+    ]
 
 
 def render_diff(diff: BacktestDiff) -> str:
@@ -146,6 +216,11 @@ def rules_csv(report: BacktestReport) -> str:
         *(f"sends_{c}" for c in CHANNELS),
         *(f"reached_{c}" for c in CHANNELS),
         *(f"suppressed_{r}" for r in _SUPPRESSION_REASONS),
+        "campaign",
+        "wave",
+        "delivered",
+        "engaged",
+        "failed",
         "treated_conversions",
         "holdout_conversions",
         "uplift",
@@ -167,6 +242,11 @@ def rules_csv(report: BacktestReport) -> str:
                 *(_sends(rule, c) for c in CHANNELS),
                 *(reached.get(c, 0) for c in CHANNELS),
                 *(rule.suppressed_by_reason.get(r, 0) for r in _SUPPRESSION_REASONS),
+                rule.campaign or "",
+                "" if rule.wave is None else rule.wave,
+                rule.delivered,
+                rule.engaged,
+                rule.failed,
                 rule.treated_conversions,
                 rule.holdout_conversions,
                 "" if rule.uplift is None else f"{rule.uplift:.4f}",

@@ -17,10 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal, Protocol, TypeVar
 
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
 from app.backtest.progress import ProgressBar
 from rules.engine import EngineOptions
 from rules.language.loader import load_ruleset
 from rules.offline.backtest import Backtest
+from rules.offline.responses import ResponseModel, ResponseRates, estimate
 from schemas.codec import decode_event, decode_feedback, decode_profile
 from schemas.errors import InvalidEventError, KairosError
 from schemas.feedback import Feedback
@@ -46,6 +51,14 @@ class BacktestSource(Protocol):
     """Input records in the order the worker would have consumed them."""
 
     def records(self) -> Iterator[tuple[Kind, bytes]]: ...
+
+    def recorded_feedback(self) -> Iterator[bytes]:
+        """The recorded channel reports among the records, read ahead of the replay.
+
+        The simulated channels must not answer an action that a recorded report answers
+        later in the inputs (and the rates may be estimated from these reports).
+        """
+        ...
 
     @property
     def fraction_read(self) -> float: ...
@@ -101,7 +114,16 @@ class FileSource:
         for line in self.profiles.lines():
             yield "profile", line.raw
         for line in self.events.lines():
-            yield ("feedback" if b'"feedback_id"' in line.raw else "event"), line.raw
+            yield ("feedback" if _FEEDBACK_MARK in line.raw else "event"), line.raw
+
+    def recorded_feedback(self) -> Iterator[bytes]:
+        """One pass over the event files for the feedback lines (a substring test per line)."""
+        for line in JsonlFiles(self.events.paths).lines():
+            if _FEEDBACK_MARK in line.raw:
+                yield line.raw
+
+
+_FEEDBACK_MARK = b'"feedback_id"'
 
 
 @dataclass
@@ -118,8 +140,55 @@ class BacktestRun:
         return self.events / self.seconds if self.seconds > 0 else 0.0
 
 
-def _backtest_of(rules: Path, policy: Path | None) -> Backtest:
-    return Backtest(load_ruleset(rules, policy=policy), EngineOptions())
+@dataclass(frozen=True)
+class Responses:
+    """How the backtest hears back from the channels.
+
+    ``simulate``: recorded reports are replayed where they answer a recorded action, and the
+    seeded model answers every other contact; ``recorded``: only the recorded reports.
+    ``rates``: a YAML or JSON file of :class:`~rules.offline.responses.ResponseRates`, or
+    ``"estimate"`` to estimate them from the recorded reports; the defaults otherwise.
+    """
+
+    mode: Literal["simulate", "recorded"] = "simulate"
+    rates: Path | Literal["estimate"] | None = None
+    seed: int = 7
+
+
+def _response_model(responses: Responses, recorded: list[Feedback]) -> ResponseModel | None:
+    if responses.mode == "recorded":
+        return None
+    if responses.rates == "estimate":
+        if not recorded:
+            raise BacktestInputError(
+                "--response-rates estimate needs recorded feedback in the inputs (lines with a "
+                "feedback_id, or the feedback topic with --from-kafka); there is none"
+            )
+        return ResponseModel(estimate(recorded), responses.seed)
+    if responses.rates is None:
+        return ResponseModel(seed=responses.seed)
+    return ResponseModel(read_rates(responses.rates), responses.seed)
+
+
+def read_rates(path: Path) -> ResponseRates:
+    """Response rates from a YAML or JSON file, or a clear error naming the file."""
+    try:
+        document = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+        return ResponseRates.model_validate({**(document or {}), "source": str(path)})
+    except OSError as exc:
+        raise BacktestInputError(f"cannot read response rates {path}: {exc.strerror}") from None
+    except (YAMLError, ValidationError, TypeError) as exc:
+        raise BacktestInputError(f"{path}: not valid response rates: {exc}") from None
+
+
+def _recorded(source: BacktestSource) -> list[Feedback]:
+    recorded = []
+    for raw in source.recorded_feedback():
+        try:
+            recorded.append(decode_feedback(raw))
+        except InvalidEventError:
+            continue  # counted as rejected when the replay meets it
+    return recorded
 
 
 def run_backtest(
@@ -130,22 +199,28 @@ def run_backtest(
     compare: Path | None = None,
     progress: bool | None = None,
     keep_actions: bool = False,
+    responses: Responses = Responses(),
 ) -> BacktestRun:
     """Replay the inputs through ``rules`` (and ``compare``, side by side, parsed once).
 
-    ``events`` is a list of JSONL files (with ``profiles``, read first) or any source.
+    ``events`` is a list of JSONL files (with ``profiles``, read first) or any source;
+    ``responses`` says how the channels answer the contacts (see :class:`Responses`).
 
     Raises:
         RuleFileError: a ruleset or the policy file does not compile.
-        BacktestInputError: an input file is missing.
+        BacktestInputError: an input file is missing, or the response rates are wrong.
 
     """
-    backtests = [_backtest_of(rules, policy)]
-    if compare is not None:
-        backtests.append(_backtest_of(compare, policy))
+    source = FileSource(events, profiles) if isinstance(events, Sequence) else events
+    recorded = _recorded(source)
+    model = _response_model(responses, recorded)
+    answered = frozenset(report.action_id for report in recorded)
+    backtests = [
+        Backtest(load_ruleset(path, policy=policy), EngineOptions(), model, answered)
+        for path in (rules, *([compare] if compare is not None else []))
+    ]
     for backtest in backtests:
         backtest.keep_actions = keep_actions
-    source = FileSource(events, profiles) if isinstance(events, Sequence) else events
     bar = ProgressBar("backtest", enabled=progress)
     started = time.perf_counter()
     count = 0

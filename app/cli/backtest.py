@@ -47,6 +47,24 @@ def add_commands(commands: Commands) -> None:
     )
     backtest.add_argument("--json", action="store_true", help="JSON instead of a table")
     backtest.add_argument(
+        "--responses",
+        choices=("simulate", "recorded"),
+        default="simulate",
+        help="how the channels answer the contacts: recorded reports replayed where they answer "
+        "a recorded action and a seeded model for the rest (simulate, the default), or only "
+        "the recorded reports",
+    )
+    backtest.add_argument(
+        "--response-rates",
+        metavar="FILE|estimate",
+        help="the model's rates: a YAML/JSON file (delivery, engagement, bounces, "
+        "unsubscribes by channel; tier and night factors), or 'estimate' from the recorded "
+        "reports; built-in defaults otherwise",
+    )
+    backtest.add_argument(
+        "--seed", type=int, default=7, help="the response model's seed (same seed, same answers)"
+    )
+    backtest.add_argument(
         "--progress", choices=("auto", "on", "off"), default="auto", help="progress bar on stderr"
     )
     backtest.set_defaults(handler=_cmd_backtest)
@@ -55,6 +73,7 @@ def add_commands(commands: Commands) -> None:
 def _cmd_backtest(args: argparse.Namespace) -> int:
     from app.backtest import (
         BacktestInputError,
+        Responses,
         TopicRangeSource,
         render_diff,
         render_table,
@@ -85,6 +104,17 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
             policy=args.policy,
             compare=args.compare,
             progress=None if args.progress == "auto" else args.progress == "on",
+            responses=Responses(
+                mode=args.responses,
+                rates=(
+                    "estimate"
+                    if args.response_rates == "estimate"
+                    else Path(args.response_rates)
+                    if args.response_rates
+                    else None
+                ),
+                seed=args.seed,
+            ),
         )
     except RuleFileError as exc:
         return print_problems(exc)

@@ -67,13 +67,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.1f}%"
-
-
 def render_table(reports: list[RuleReport]) -> str:
-    """A readable table for a terminal."""
-    from app.backtest import counts_text
+    """A readable table for a terminal: per rule (each wave is a rule), then per campaign."""
+    from app.backtest.output import (
+        campaign_lines,
+        counts_text,
+        funnel_text,
+        percent,
+        uplift_text,
+    )
+    from rules.offline.report import campaign_reports
 
     header = (
         f"{'rule':<32} {'fired':>6} {'sent':>6} {'held':>5} {'defer':>6}  "
@@ -81,30 +84,29 @@ def render_table(reports: list[RuleReport]) -> str:
     )
     lines = [header, "-" * len(header)]
     for r in reports:
-        ci = (
-            f"{_percent(r.uplift)} [{_percent(r.uplift_ci95[0])}, {_percent(r.uplift_ci95[1])}]"
-            if r.uplift is not None and r.uplift_ci95 is not None
-            else "-"
-        )
+        ci = uplift_text(r.uplift, r.uplift_ci95)
         lines.append(
             f"{r.rule_id:<32} {r.fired:>6} {r.sent:>6} {r.held_out:>5} {r.deferred:>6}  "
-            f"{_percent(r.treated_rate):>13} {_percent(r.holdout_rate):>13} {ci:>24}"
+            f"{percent(r.treated_rate):>13} {percent(r.holdout_rate):>13} {ci:>24}"
         )
+        if r.wave is not None:
+            lines.append(f"{'':<4}campaign {r.campaign}, wave {r.wave}")
         if r.sent_by_channel:
             lines.append(f"{'':<4}sent by channel: {counts_text(r.sent_by_channel)}")
-        if r.delivered or r.failed:
-            lines.append(
-                f"{'':<4}funnel: sent {r.sent} -> delivered {r.delivered} "
-                f"({_percent(r.delivered_rate)}) -> engaged {r.engaged} "
-                f"({_percent(r.engaged_rate)}) -> converted {r.treated_conversions} "
-                f"({_percent(r.treated_rate)}); failed {r.failed}"
-            )
+        if r.sent:
+            funnel = funnel_text(r.sent, r.delivered, r.engaged, r.treated_conversions, r.failed)
+            lines.append(f"{'':<4}{funnel}")
         if r.suppressed_by_reason:
             lines.append(f"{'':<4}suppressed: {counts_text(r.suppressed_by_reason)}")
+    for campaign in campaign_reports(reports):
+        lines += ["", *campaign_lines(campaign)]
     return "\n".join(lines)
 
 
 def to_json(reports: list[RuleReport]) -> str:
-    """The report as JSON, for dashboards and notebooks."""
+    """The report as JSON, for dashboards and notebooks: rules (waves), then campaigns."""
+    from rules.offline.report import campaign_reports
+
     rows: list[dict[str, Any]] = [asdict(r) for r in reports]
-    return json.dumps({"rules": rows}, indent=2)
+    campaigns = [asdict(c) for c in campaign_reports(reports)]
+    return json.dumps({"rules": rows, "campaigns": campaigns}, indent=2)

@@ -2,57 +2,30 @@
 
 Feedback answers actions, so it cannot be generated ahead of them: these stand-ins for the
 SMS gateway, the push service and the RM desk read each action as it is produced and answer
-on ``kairos.feedback`` after a realistic delay in simulated time (delivery in seconds, an
-open in minutes to hours, a call within the working day), with seeded rates that differ by
-channel: some pushes bounce (an uninstalled app), a few SMS recipients unsubscribe, most
-contacts are never opened. Enough for the demo to show the funnel and the campaign waves.
+on ``kairos.feedback`` when the simulated moment of each report comes. What they answer is
+the backtest's own response model (:mod:`rules.offline.responses`), so the demo and a
+backtest of the same contacts tell the same stories: delivery in seconds, an open in minutes
+to hours or never, bounces, unsubscribes, rates by channel, tier and local hour.
 """
 
 from __future__ import annotations
 
 import heapq
-import random
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from kafka import KafkaProducer
 
+from rules.offline.responses import ResponseModel
+from schemas.actions import Action
 from schemas.codec import encode
 from schemas.feedback import Feedback, FeedbackStatus
-
-_MINUTE, _HOUR = 60.0, 3600.0
-
-
-def _story(channel: str, rng: random.Random) -> list[tuple[FeedbackStatus, float, str | None]]:
-    """What happens to one contact: (status, seconds after the contact, failure kind)."""
-    if channel == "rm":
-        call = rng.uniform(1 * _HOUR, 6 * _HOUR)
-        if rng.random() < 0.4:
-            return [(FeedbackStatus.NOT_REACHED, call, None)]
-        outcome = FeedbackStatus.INTERESTED if rng.random() < 0.35 else FeedbackStatus.REACHED
-        return [(outcome, call, None)]
-    bounce = 0.03 if channel == "push" else 0.01
-    if rng.random() < bounce:
-        return [(FeedbackStatus.FAILED, rng.uniform(2, 30), "hard")]
-    story: list[tuple[FeedbackStatus, float, str | None]] = [
-        (FeedbackStatus.DELIVERED, rng.uniform(2, 30), None)
-    ]
-    engaged = 0.3 if channel == "push" else 0.15
-    if rng.random() < engaged:
-        opened = rng.uniform(10 * _MINUTE, 8 * _HOUR)
-        first = FeedbackStatus.OPENED if channel == "push" else FeedbackStatus.CLICKED
-        story.append((first, opened, None))
-        if channel == "push" and rng.random() < 0.4:
-            story.append((FeedbackStatus.CLICKED, opened + rng.uniform(10, 5 * _MINUTE), None))
-    elif channel == "sms" and rng.random() < 0.01:
-        story.append((FeedbackStatus.UNSUBSCRIBED, rng.uniform(1 * _MINUTE, 2 * _HOUR), None))
-    elif channel == "push" and rng.random() < 0.2:
-        story.append((FeedbackStatus.DISMISSED, rng.uniform(1 * _MINUTE, 4 * _HOUR), None))
-    return story
+from schemas.profile import CustomerProfile
 
 
 class ChannelSimulator(threading.Thread):
@@ -73,26 +46,26 @@ class ChannelSimulator(threading.Thread):
         self.wall_time_of = wall_time_of
         self.stop = stop
         self.counts = counts
-        self.rng = random.Random(seed)
+        self.model = ResponseModel(seed=seed)
+        #: What the channel systems know of each customer: tier and time zone.
+        self._customers: dict[str, tuple[str, ZoneInfo]] = {}
         self._due: list[tuple[float, int, Feedback]] = []
         self._lock = threading.Lock()
         self._sequence = 0
 
-    def answer(self, action: dict[str, Any]) -> None:
-        """Plan the channel's reports on one action (called as actions are read)."""
-        sent = datetime.fromisoformat(action["created_at"])
+    def know(self, profile: CustomerProfile) -> None:
+        """Remember a customer's tier and time zone (called as profiles are produced)."""
         with self._lock:
-            for status, after, failure in _story(action["channel"], self.rng):
+            self._customers[profile.customer_id] = (profile.tier, ZoneInfo(profile.timezone))
+
+    def answer(self, value: dict[str, Any]) -> None:
+        """Plan the channel's reports on one action (called as actions are read)."""
+        action = Action.model_validate(value)
+        with self._lock:
+            tier, zone = self._customers.get(action.customer_id, (None, ZoneInfo("UTC")))
+            hour = action.created_at.astimezone(zone).hour
+            for report in self.model.answer(action, tier, hour):
                 self._sequence += 1
-                report = Feedback(
-                    feedback_id=f"sim-{action['action_id']}-{status.value}",
-                    action_id=action["action_id"],
-                    customer_id=action["customer_id"],
-                    channel=action["channel"],
-                    status=status,
-                    occurred_at=sent + timedelta(seconds=after),
-                    failure=failure,  # type: ignore[arg-type]  # "hard" or None, by the story
-                )
                 due = self.wall_time_of(report.occurred_at)
                 heapq.heappush(self._due, (due, self._sequence, report))
 

@@ -182,7 +182,9 @@ def run_demo(options: DemoOptions) -> int:
             watcher.start()
             started = time.monotonic()
             try:
-                produced = _produce(broker.bootstrap, topics, options, timeline, stop.event, counts)
+                produced = _produce(
+                    broker.bootstrap, topics, options, timeline, stop.event, counts, channels.know
+                )
                 time.sleep(1.0)  # let the last actions arrive before the final summary
             finally:
                 stop.event.set()
@@ -264,8 +266,12 @@ def _produce(
     timeline: _Timeline,
     stop: threading.Event,
     counts: Counter[str],
+    know: Callable[[CustomerProfile], None],
 ) -> int:
-    """Produce each record when the simulated clock reaches it, with its simulated times."""
+    """Produce each record when the simulated clock reaches it, with its simulated times.
+
+    ``know`` tells the simulated channel systems of each profile (tier and time zone).
+    """
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
     poison = itertools.cycle(list(poison_messages(random.Random(options.seed))))
     started = time.monotonic()
@@ -282,6 +288,7 @@ def _produce(
                 break
             if isinstance(record.model, CustomerProfile):
                 profile = record.model
+                know(profile)
                 producer.send(
                     topics.profile, key=profile.customer_id.encode(), value=encode(profile)
                 )

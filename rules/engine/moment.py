@@ -102,6 +102,12 @@ class Moment:
         """Record one rule's decision; a ``SENT`` one comes with its rendered ``params``."""
         rule, event = item.rule, item.event
         customer_id = self.state.customer_id
+        if item.wave_of is not None:
+            campaign, wave = item.wave_of.campaign, item.wave_of.wave
+        elif rule.id in self.ruleset.waves_after:
+            campaign, wave = rule.id, 1  # a campaign's first wave
+        else:
+            campaign = wave = None
         trigger_ids = [event.event_id]
         action_id = None
         action: Action | None = None
@@ -128,8 +134,8 @@ class Moment:
                 expires_at=event.occurred_at + rule.ttl,
                 trigger_event_ids=trigger_ids,
                 reason=why,
-                campaign=item.wave_of.campaign if item.wave_of else None,
-                wave=item.wave_of.wave if item.wave_of else None,
+                campaign=campaign,
+                wave=wave,
                 parent_action_id=item.wave_of.parent_action_id if item.wave_of else None,
             )
             self.count_contact(rule, channel, action_id)
@@ -151,6 +157,8 @@ class Moment:
             trigger_event_ids=trigger_ids,
             decided_at=self.now,
             evidence=item.evidence,
+            campaign=campaign,
+            wave=wave,
         )
         if action is not None and rm_capacity.needed(self, action):
             rm_capacity.request(self, action, decision, event)

@@ -14,6 +14,7 @@ clock a customer judges "23:00" by.
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import datetime
@@ -24,7 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rules.engine import EngineOptions, Verdict
 from rules.offline.replay import Replay
-from rules.offline.report import RuleReport, build_report
+from rules.offline.report import CampaignReport, RuleReport, build_report, campaign_reports
+from rules.offline.responses import ResponseModel
 from rules.ruleset import Ruleset
 from schemas.actions import Action
 from schemas.conversions import Conversion
@@ -65,6 +67,14 @@ class RuleSummary(BaseModel):
     customers_reached: int
     peak_hour: int | None = Field(description="Local hour with the most contacts, any channel.")
     channels: list[ChannelSummary]
+    campaign: str | None = Field(default=None, description="Its multi-wave campaign, if any.")
+    wave: int | None = Field(default=None, description="Its wave in that campaign.")
+    delivered: int = Field(default=0, description="Sends the channel delivered (or engaged).")
+    engaged: int = Field(default=0, description="Sends opened, clicked, replied; calls reached.")
+    failed: int = Field(default=0, description="Sends the channel reported failed.")
+    delivered_rate: float | None = None
+    engaged_rate: float | None = None
+    converted_rate: float | None = Field(default=None, description="Treated conversions per send.")
     treated_conversions: int
     holdout_conversions: int
     uplift: float | None
@@ -89,6 +99,31 @@ class InputSummary(BaseModel):
     last_event_at: datetime | None = None
 
 
+class CampaignSummary(BaseModel):
+    """A multi-wave campaign: see :class:`rules.offline.report.CampaignReport`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    campaign: str
+    waves: list[str]
+    sent: int
+    delivered: int
+    engaged: int
+    failed: int
+    entered: int
+    held_out: int
+    treated_conversions: int
+    holdout_conversions: int
+    treated_rate: float | None
+    holdout_rate: float | None
+    uplift: float | None
+    uplift_ci95: tuple[float, float] | None
+
+    @classmethod
+    def of(cls, report: CampaignReport) -> CampaignSummary:
+        return cls.model_validate(report, from_attributes=True)
+
+
 class BacktestReport(BaseModel):
     """The result of one backtest: per rule, per channel, per day, and the totals."""
 
@@ -105,6 +140,13 @@ class BacktestReport(BaseModel):
     pending_at_end: dict[str, int] = Field(
         description="Timers still waiting when the events ran out, by kind (not yet sent)."
     )
+    campaigns: list[CampaignSummary] = Field(
+        default=[], description="Multi-wave campaigns: the waves' funnel, the uplift whole."
+    )
+    responses: str = Field(
+        default="recorded only",
+        description="Where the channel reports came from: recorded, and/or simulated (how).",
+    )
 
 
 _InputT = TypeVar("_InputT", CustomerProfile, Event, Feedback)
@@ -113,11 +155,28 @@ _InputT = TypeVar("_InputT", CustomerProfile, Event, Feedback)
 class Backtest:
     """Feed profiles and events in arrival order; :meth:`report` sums up what happened."""
 
-    def __init__(self, ruleset: Ruleset, options: EngineOptions | None = None) -> None:
+    def __init__(
+        self,
+        ruleset: Ruleset,
+        options: EngineOptions | None = None,
+        responses: ResponseModel | None = None,
+        answered: frozenset[str] = frozenset(),
+    ) -> None:
+        """A backtest of ``ruleset``; ``responses`` answers the contacts it makes.
+
+        Except the actions in ``answered``: recorded feedback in the inputs answers them, and
+        is replayed as it happened.
+        """
         self.ruleset = ruleset
         self.replay = Replay(ruleset, options)
+        self.responses = responses
+        self.answered = answered
         self.decisions: list[Decision] = []
         self.conversions: list[Conversion] = []
+        self.feedback_seen: list[Feedback] = []
+        #: Simulated reports not yet due, by when they happen (and in the order planned).
+        self._simulated: list[tuple[datetime, int, Feedback]] = []
+        self._planned = 0
         self.actions: list[Action] = []
         self._reached: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
         self._per_day: defaultdict[tuple[str, str], Counter[str]] = defaultdict(Counter)
@@ -137,6 +196,7 @@ class Backtest:
             self._count(verdict)
 
     def event(self, event: Event) -> None:
+        self._answer_until(event.occurred_at)
         self._inputs["events"] += 1
         if self._first is None or event.occurred_at < self._first:
             self._first = event.occurred_at
@@ -149,9 +209,30 @@ class Backtest:
 
     def feedback(self, feedback: Feedback) -> None:
         """A channel's report, as recorded: it may end or send a campaign's waves."""
+        self._answer_until(feedback.occurred_at)
         self._inputs["feedback"] += 1
+        self.feedback_seen.append(feedback)
         for verdict in self._replayed(self.replay.feedback, feedback):
             self._count(verdict)
+
+    def _answer_until(self, until: datetime) -> None:
+        """Replay the simulated reports due by ``until`` (they may send or end waves)."""
+        due = self._simulated
+        while due and due[0][0] <= until:
+            report = heapq.heappop(due)[2]
+            self._inputs["simulated_feedback"] += 1
+            self.feedback_seen.append(report)
+            for verdict in self._replayed(self.replay.feedback, report):
+                self._count(verdict)
+
+    def _plan_answers(self, action: Action, hour: int) -> None:
+        if self.responses is None or action.action_id in self.answered:
+            return
+        state = self.replay.states.get(action.customer_id)
+        tier = state.profile.tier if state is not None and state.profile else None
+        for report in self.responses.answer(action, tier, hour):
+            self._planned += 1
+            heapq.heappush(self._simulated, (report.occurred_at, self._planned, report))
 
     def _replayed(self, replay: Callable[[_InputT], list[Verdict]], item: _InputT) -> list[Verdict]:
         """The replay's verdicts on ``item``; none if deciding raised.
@@ -178,6 +259,7 @@ class Backtest:
             local = action.created_at.astimezone(self._zone(action.customer_id))
             self._per_day[key][local.date().isoformat()] += 1
             self._per_hour[key][local.hour] += 1
+            self._plan_answers(action, local.hour)
             if self.keep_actions:
                 self.actions.append(action)
 
@@ -201,7 +283,8 @@ class Backtest:
         )
 
     def report(self) -> BacktestReport:
-        by_rule = {r.rule_id: r for r in build_report(self.decisions, self.conversions)}
+        reports = build_report(self.decisions, self.conversions, self.feedback_seen)
+        by_rule = {r.rule_id: r for r in reports}
         versions = {rule.id: rule.spec.version for rule in self.ruleset.rules}
         rule_ids = sorted({*by_rule, *(rule_id for rule_id, _ in self._per_hour)})
         summaries = [
@@ -235,7 +318,21 @@ class Backtest:
             contacts_by_channel=dict(sorted(by_channel.items())),
             customers_reached=len(self.reached()),
             pending_at_end=dict(sorted(pending.items())),
+            campaigns=[CampaignSummary.of(c) for c in campaign_reports(reports)],
+            responses=self._responses_text(),
         )
+
+    def _responses_text(self) -> str:
+        recorded = self._inputs["feedback"]
+        simulated = self._inputs["simulated_feedback"]
+        parts = [f"{recorded:,} recorded reports replayed"]
+        if self.responses is not None:
+            parts.append(
+                f"{simulated:,} simulated (seed {self.responses.seed}, rates: "
+                f"{self.responses.rates.source}; {len(self._simulated):,} due after the last "
+                "event not replayed)"
+            )
+        return "; ".join(parts)
 
     def _rule_summary(
         self, rule_id: str, outcome: RuleReport | None, versions: dict[str, int]
@@ -264,6 +361,14 @@ class Backtest:
             customers_reached=len(self.reached(rule_id)),
             peak_hour=peak_hour([sum(c.per_hour[h] for c in channels) for h in range(24)]),
             channels=channels,
+            campaign=outcome.campaign,
+            wave=outcome.wave,
+            delivered=outcome.delivered,
+            engaged=outcome.engaged,
+            failed=outcome.failed,
+            delivered_rate=outcome.delivered_rate,
+            engaged_rate=outcome.engaged_rate,
+            converted_rate=outcome.treated_rate,
             treated_conversions=outcome.treated_conversions,
             holdout_conversions=outcome.holdout_conversions,
             uplift=outcome.uplift,

@@ -58,6 +58,9 @@ class RuleReport:
     """What one rule did, and what it caused."""
 
     rule_id: str
+    #: For a rule in a multi-wave campaign: the campaign (its first rule) and the wave.
+    campaign: str | None = None
+    wave: int | None = None
     fired: int = 0
     sent: int = 0
     sent_by_channel: dict[str, int] = field(default_factory=dict)
@@ -102,6 +105,8 @@ def build_report(
     reasons: dict[str, Counter[str]] = {}
     for decision in unique_decisions.values():
         report = reports.setdefault(decision.rule_id, RuleReport(decision.rule_id))
+        if decision.campaign is not None:
+            report.campaign, report.wave = decision.campaign, decision.wave
         if decision.outcome is Outcome.DEFERRED:
             report.deferred += 1  # an interim step: its final outcome is recorded later
             continue
@@ -141,3 +146,58 @@ def build_report(
             report.uplift, low, high = interval
             report.uplift_ci95 = (low, high)
     return sorted(reports.values(), key=lambda r: r.rule_id)
+
+
+@dataclass
+class CampaignReport:
+    """A multi-wave campaign as one: its waves' funnel summed, its uplift measured whole.
+
+    The holdout is drawn once, at the first wave, and a held-out customer stays out of every
+    wave; so the first wave's treated and held-out groups, with the conversions of their
+    goal (which stays open across the waves), measure what the campaign as a whole caused.
+    """
+
+    campaign: str
+    waves: list[str]
+    sent: int = 0
+    delivered: int = 0
+    engaged: int = 0
+    failed: int = 0
+    #: Customers the campaign was decided for (sent or held out at the first wave).
+    entered: int = 0
+    held_out: int = 0
+    treated_conversions: int = 0
+    holdout_conversions: int = 0
+    treated_rate: float | None = None
+    holdout_rate: float | None = None
+    uplift: float | None = None
+    uplift_ci95: tuple[float, float] | None = None
+
+
+def campaign_reports(reports: Iterable[RuleReport]) -> list[CampaignReport]:
+    """One report per multi-wave campaign, from its waves' rule reports."""
+    by_campaign: dict[str, list[RuleReport]] = {}
+    for report in reports:
+        if report.campaign is not None:
+            by_campaign.setdefault(report.campaign, []).append(report)
+    campaigns = []
+    for name, waves in sorted(by_campaign.items()):
+        waves.sort(key=lambda r: r.wave or 0)
+        first = waves[0]
+        campaign = CampaignReport(
+            campaign=name,
+            waves=[w.rule_id for w in waves],
+            sent=sum(w.sent for w in waves),
+            delivered=sum(w.delivered for w in waves),
+            engaged=sum(w.engaged for w in waves),
+            failed=sum(w.failed for w in waves),
+            entered=first.sent + first.held_out if first.wave == 1 else 0,
+            held_out=first.held_out if first.wave == 1 else 0,
+        )
+        if first.wave == 1:  # without its first wave in the data, no groups to compare
+            campaign.treated_conversions = first.treated_conversions
+            campaign.holdout_conversions = first.holdout_conversions
+            campaign.treated_rate, campaign.holdout_rate = first.treated_rate, first.holdout_rate
+            campaign.uplift, campaign.uplift_ci95 = first.uplift, first.uplift_ci95
+        campaigns.append(campaign)
+    return campaigns

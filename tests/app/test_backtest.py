@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app.backtest import BacktestInputError, run_backtest
+from app.backtest import BacktestInputError, Responses, run_backtest
 from app.backtest.progress import ProgressBar
 from app.cli import main
 from app.settings import EXAMPLE_RULES
@@ -242,8 +242,70 @@ def test_recorded_feedback_is_replayed_where_it_arrived_and_ends_or_leaves_the_w
         click("C1", occurred_at=later, screen="home"),
         click("C2", occurred_at=later, screen="home"),
     )
-    report = run_backtest(EXAMPLE_RULES, [events], profiles=profiles).base.report()
+    only_recorded = Responses(mode="recorded")
+    run = run_backtest(EXAMPLE_RULES, [events], profiles=profiles, responses=only_recorded)
+    report = run.base.report()
     sends = {rule.rule_id: rule.sends for rule in report.rules}
     assert sends["loan-dropoff-digital-nudge"] == 2
     assert sends["loan-dropoff-sms-follow-up"] == 1, "C1 opened the push; only C2 gets the SMS"
     assert report.inputs.feedback == 1
+    assert report.responses == "1 recorded reports replayed"
+
+    # simulated: the model answers C2's push (and the SMS), never C1's, which has its record
+    simulated = run_backtest(EXAMPLE_RULES, [events], profiles=profiles).base
+    answered = {f.action_id for f in simulated.feedback_seen if f.feedback_id.startswith("sim-")}
+    assert push_to_c1 not in answered and answered
+    assert all(f.customer_id == "C2" for f in simulated.feedback_seen if f.action_id in answered)
+
+
+def test_a_generated_month_shows_the_funnel_per_wave_and_the_campaign_whole(
+    month: Path,
+) -> None:
+    report = run_backtest(EXAMPLE_RULES, **_inputs(month)).base.report()  # type: ignore[arg-type]
+    sent = [rule for rule in report.rules if rule.sends]
+    assert sent and all(rule.delivered + rule.failed <= rule.sends for rule in sent)
+    assert sum(rule.delivered for rule in sent) > 0 and sum(rule.engaged for rule in sent) > 0
+    [campaign] = report.campaigns
+    assert campaign.waves == ["loan-dropoff-digital-nudge", "loan-dropoff-sms-follow-up"]
+    waves = {rule.rule_id: rule for rule in report.rules if rule.campaign == campaign.campaign}
+    assert [waves[w].wave for w in campaign.waves] == [1, 2]
+    assert campaign.sent == sum(w.sends for w in waves.values())
+    assert campaign.engaged == sum(w.engaged for w in waves.values())
+    first = waves["loan-dropoff-digital-nudge"]
+    assert campaign.entered == first.sends + first.held_out
+    assert "simulated (seed 7" in report.responses
+    # seeded: the same run answers the same; another seed answers differently
+    again = run_backtest(EXAMPLE_RULES, **_inputs(month)).base.report()  # type: ignore[arg-type]
+    assert again.campaigns == report.campaigns
+    reseeded = run_backtest(
+        EXAMPLE_RULES,
+        responses=Responses(seed=8),
+        **_inputs(month),  # type: ignore[arg-type]
+    ).base.report()
+    assert [r.engaged for r in reseeded.rules] != [r.engaged for r in report.rules]
+
+
+def test_response_rates_come_from_a_file_and_a_wrong_one_is_a_clear_error(
+    month: Path, tmp_path: Path
+) -> None:
+    never = tmp_path / "never.yaml"
+    never.write_text("push: {hard_bounce: 0, soft_bounce: 0, engaged: 0}\n")
+    report = run_backtest(
+        EXAMPLE_RULES,
+        responses=Responses(rates=never),
+        **_inputs(month),  # type: ignore[arg-type]
+    ).base.report()
+    pushed = [r for r in report.rules if any(c.channel == "push" for c in r.channels)]
+    assert pushed and all(
+        r.engaged == 0 for r in pushed if all(c.channel == "push" for c in r.channels)
+    )
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("push: {engaged: 1.5}\n")
+    with pytest.raises(BacktestInputError, match=r"wrong.yaml: not valid response rates"):
+        run_backtest(EXAMPLE_RULES, responses=Responses(rates=wrong), **_inputs(month))  # type: ignore[arg-type]
+    with pytest.raises(BacktestInputError, match="needs recorded feedback"):
+        run_backtest(
+            EXAMPLE_RULES,
+            responses=Responses(rates="estimate"),
+            **_inputs(month),  # type: ignore[arg-type]
+        )

@@ -81,7 +81,9 @@ def _report(action: Action, status: str, at: datetime) -> Feedback:
 
 def _features_at(rules: Ruleset, state: CustomerState, at: datetime) -> dict[str, Any]:
     """The outcome features as a rule would read them at a click at ``at``."""
-    event = decode_event(json.dumps(click("C1", screen="home", occurred_at=at.isoformat())).encode())
+    event = decode_event(
+        json.dumps(click("C1", screen="home", occurred_at=at.isoformat())).encode()
+    )
     verdict = decide(event, state, rules, at)
     view = {
         name: rules.features[name].read(verdict.state.features.get(name), at)
@@ -108,9 +110,7 @@ def test_the_ignored_time_is_the_policys_and_a_delivered_report_does_not_settle(
     state, action = _push(rules, _profiled(), NOW)
     delivered = apply_feedback(state, _report(action, "delivered", NOW), rules, NOW)
     assert delivered.state.contacts[-1].status == "delivered"
-    assert _features_at(rules, delivered.state, NOW + timedelta(hours=6))["statuses"] == [
-        "ignored"
-    ]
+    assert _features_at(rules, delivered.state, NOW + timedelta(hours=6))["statuses"] == ["ignored"]
     contact = decide(
         decode_event(json.dumps(click("C1", screen="home", occurred_at=NOW.isoformat())).encode()),
         delivered.state,
@@ -122,7 +122,9 @@ def test_the_ignored_time_is_the_policys_and_a_delivered_report_does_not_settle(
 
 def test_an_open_settles_the_contact_as_engaged_and_counts_once(rules: Ruleset) -> None:
     state, action = _push(rules, _profiled(), NOW)
-    opened = apply_feedback(state, _report(action, "opened", NOW + timedelta(minutes=5)), rules, NOW)
+    opened = apply_feedback(
+        state, _report(action, "opened", NOW + timedelta(minutes=5)), rules, NOW
+    )
     clicked = apply_feedback(
         opened.state, _report(action, "clicked", NOW + timedelta(minutes=6)), rules, NOW
     )

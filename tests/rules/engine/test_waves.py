@@ -46,7 +46,12 @@ def _pushed(rules: Ruleset) -> tuple[CustomerState, Action]:
     event = decode_event(json.dumps(drop_off("C1", step=4, occurred_at=NOW.isoformat())).encode())
     verdict = decide(event, _state(), rules, NOW)
     [push] = verdict.actions
-    assert push.channel is Channel.PUSH and push.wave is None
+    assert push.channel is Channel.PUSH
+    assert (push.campaign, push.wave, push.parent_action_id) == (
+        "loan-dropoff-digital-nudge",
+        1,
+        None,
+    )
     return verdict.state, push
 
 

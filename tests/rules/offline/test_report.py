@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from app.cli.report import render_table, to_json
-from rules.offline.report import build_report, uplift_interval, wilson
+from rules.offline.report import build_report, campaign_reports, uplift_interval, wilson
 from schemas.actions import Channel
 from schemas.conversions import Conversion
 from schemas.decisions import Decision, Outcome, Reason
@@ -115,3 +115,29 @@ def test_the_funnel_follows_each_sent_action_to_its_furthest_status() -> None:
     assert (report.delivered_rate, report.engaged_rate) == (0.8, 0.3)
     assert "funnel: sent 10 -> delivered 8 (80.0%) -> engaged 3 (30.0%)" in render_table([report])
     assert '"engaged_rate": 0.3' in to_json([report])
+
+
+def test_a_campaign_sums_its_waves_funnel_and_takes_its_uplift_from_the_first_wave() -> None:
+    def wave(n: int, outcome: Outcome, rule: str, number: int) -> Decision:
+        decision = _decision(n, outcome, rule=rule)
+        return decision.model_copy(update={"campaign": "r", "wave": number})
+
+    decisions = [
+        *(wave(n, Outcome.SENT, "r", 1) for n in range(8)),
+        *(wave(n, Outcome.HELD_OUT, "r", 1) for n in range(8, 10)),
+        *(wave(n, Outcome.SENT, "r-sms", 2) for n in range(30, 33)),
+        _decision(20, Outcome.SENT, rule="lonely"),
+    ]
+    conversions = [_conversion(n, "treated") for n in range(4)] + [_conversion(8, "holdout")]
+    reports = build_report(decisions, conversions)
+    by_id = {r.rule_id: r for r in reports}
+    assert (by_id["r-sms"].campaign, by_id["r-sms"].wave) == ("r", 2)
+    assert by_id["lonely"].campaign is None
+    [campaign] = campaign_reports(reports)
+    assert campaign.waves == ["r", "r-sms"]
+    assert (campaign.sent, campaign.entered, campaign.held_out) == (11, 10, 2)
+    assert (campaign.treated_conversions, campaign.holdout_conversions) == (4, 1)
+    assert campaign.uplift == pytest.approx(4 / 8 - 1 / 2)
+    table = render_table(reports)
+    assert "campaign r: waves r -> r-sms" in table and "campaign r, wave 2" in table
+    assert to_json(reports).count('"campaign": "r"') == 3  # two waves and the campaign
