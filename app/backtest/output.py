@@ -10,11 +10,11 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
-from typing import Protocol
 
 from app.backtest.chart import render_html
 from rules.offline.backtest import BacktestReport, RuleSummary
 from rules.offline.compare import BacktestDiff
+from rules.offline.report import CampaignReport
 from schemas.actions import Channel
 from schemas.decisions import Reason
 
@@ -127,24 +127,7 @@ def uplift_text(uplift: float | None, ci95: tuple[float, float] | None) -> str:
     return f"{percent(uplift)} [{percent(ci95[0])}, {percent(ci95[1])}]"
 
 
-class _Campaign(Protocol):
-    campaign: str
-    waves: list[str]
-    sent: int
-    delivered: int
-    engaged: int
-    failed: int
-    entered: int
-    held_out: int
-    treated_conversions: int
-    holdout_conversions: int
-    treated_rate: float | None
-    holdout_rate: float | None
-    uplift: float | None
-    uplift_ci95: tuple[float, float] | None
-
-
-def campaign_lines(campaign: _Campaign) -> list[str]:
+def campaign_lines(campaign: CampaignReport) -> list[str]:
     """A multi-wave campaign: its waves, their funnel together, its uplift as a whole."""
     return [
         f"campaign {campaign.campaign}: waves {' -> '.join(campaign.waves)}",

@@ -108,5 +108,5 @@ def to_json(reports: list[RuleReport]) -> str:
     from rules.offline.report import campaign_reports
 
     rows: list[dict[str, Any]] = [asdict(r) for r in reports]
-    campaigns = [asdict(c) for c in campaign_reports(reports)]
+    campaigns = [c.model_dump(mode="json") for c in campaign_reports(reports)]
     return json.dumps({"rules": rows, "campaigns": campaigns}, indent=2)

@@ -99,31 +99,6 @@ class InputSummary(BaseModel):
     last_event_at: datetime | None = None
 
 
-class CampaignSummary(BaseModel):
-    """A multi-wave campaign: see :class:`rules.offline.report.CampaignReport`."""
-
-    model_config = ConfigDict(frozen=True)
-
-    campaign: str
-    waves: list[str]
-    sent: int
-    delivered: int
-    engaged: int
-    failed: int
-    entered: int
-    held_out: int
-    treated_conversions: int
-    holdout_conversions: int
-    treated_rate: float | None
-    holdout_rate: float | None
-    uplift: float | None
-    uplift_ci95: tuple[float, float] | None
-
-    @classmethod
-    def of(cls, report: CampaignReport) -> CampaignSummary:
-        return cls.model_validate(report, from_attributes=True)
-
-
 class BacktestReport(BaseModel):
     """The result of one backtest: per rule, per channel, per day, and the totals."""
 
@@ -140,7 +115,7 @@ class BacktestReport(BaseModel):
     pending_at_end: dict[str, int] = Field(
         description="Timers still waiting when the events ran out, by kind (not yet sent)."
     )
-    campaigns: list[CampaignSummary] = Field(
+    campaigns: list[CampaignReport] = Field(
         default=[], description="Multi-wave campaigns: the waves' funnel, the uplift whole."
     )
     responses: str = Field(
@@ -318,7 +293,7 @@ class Backtest:
             contacts_by_channel=dict(sorted(by_channel.items())),
             customers_reached=len(self.reached()),
             pending_at_end=dict(sorted(pending.items())),
-            campaigns=[CampaignSummary.of(c) for c in campaign_reports(reports)],
+            campaigns=campaign_reports(reports),
             responses=self._responses_text(),
         )
 

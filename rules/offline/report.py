@@ -20,6 +20,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from pydantic import BaseModel
+
 from schemas.conversions import Conversion
 from schemas.decisions import Decision, Outcome
 from schemas.feedback import ENGAGED, STATUS_RANK, Feedback, FeedbackStatus
@@ -148,8 +150,7 @@ def build_report(
     return sorted(reports.values(), key=lambda r: r.rule_id)
 
 
-@dataclass
-class CampaignReport:
+class CampaignReport(BaseModel):
     """A multi-wave campaign as one: its waves' funnel summed, its uplift measured whole.
 
     The holdout is drawn once, at the first wave, and a held-out customer stays out of every
