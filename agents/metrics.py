@@ -72,7 +72,8 @@ class Metrics:
         self.feedback = Counter(
             "kairos_feedback_total",
             "Channel feedback received, by channel and status; result: applied to a contact, "
-            "a re-send (duplicate), or about no contact this worker knows (unknown_action).",
+            "a re-send (duplicate), about no contact this worker knows (unknown_action), or "
+            "naming another channel than its action's (wrong_channel).",
             ["channel", "status", "result"],
             registry=r,
         )

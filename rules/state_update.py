@@ -50,8 +50,13 @@ def new_state(customer_id: str) -> CustomerState:
 
 
 def apply_profile(state: CustomerState, profile: CustomerProfile) -> CustomerState:
-    """Keep the newest profile: a profile replayed out of order must not undo a withdrawal."""
-    if state.profile is not None and state.profile.updated_at > profile.updated_at:
+    """Keep the newest profile: a profile replayed out of order must not undo a withdrawal.
+
+    A profile as old as the stored one is a re-delivery of it: the stored one is kept, since
+    it may carry what the channels reported since (an unsubscribe withdraws that channel's
+    consent until the bank's next profile says otherwise).
+    """
+    if state.profile is not None and state.profile.updated_at >= profile.updated_at:
         return state
     if state.unreachable and profile != state.profile:
         # A changed profile (a new number, a reinstalled app) may reach the customer again.

@@ -200,11 +200,14 @@ def run_backtest(
     progress: bool | None = None,
     keep_actions: bool = False,
     responses: Responses = Responses(),
+    options: EngineOptions | None = None,
 ) -> BacktestRun:
     """Replay the inputs through ``rules`` (and ``compare``, side by side, parsed once).
 
     ``events`` is a list of JSONL files (with ``profiles``, read first) or any source;
-    ``responses`` says how the channels answer the contacts (see :class:`Responses`).
+    ``responses`` says how the channels answer the contacts (see :class:`Responses`);
+    ``options``, the engine's tolerances (a worker's timer grace, allowed lateness), when the
+    worker to compare with does not run on the defaults.
 
     Raises:
         RuleFileError: a ruleset or the policy file does not compile.
@@ -216,7 +219,7 @@ def run_backtest(
     model = _response_model(responses, recorded)
     answered = frozenset(report.action_id for report in recorded)
     backtests = [
-        Backtest(load_ruleset(path, policy=policy), EngineOptions(), model, answered)
+        Backtest(load_ruleset(path, policy=policy), options or EngineOptions(), model, answered)
         for path in (rules, *([compare] if compare is not None else []))
     ]
     for backtest in backtests:

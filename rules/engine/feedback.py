@@ -25,9 +25,10 @@ from schemas.state import RECENT_EVENT_IDS
 if TYPE_CHECKING:
     from rules.engine.moment import Moment
 
-#: What became of one report: applied to a contact, a re-send, or about no known contact
-#: (an action older than the bounded history, or another system's id).
-FeedbackResult = Literal["applied", "duplicate", "unknown_action"]
+#: What became of one report: applied to a contact, a re-send, about no known contact
+#: (an action older than the bounded history, or another system's id), or naming another
+#: channel than its action's (applying it would withdraw or bar the wrong channel).
+FeedbackResult = Literal["applied", "duplicate", "unknown_action", "wrong_channel"]
 
 
 def feedback_fingerprint(feedback: Feedback) -> str:
@@ -52,6 +53,9 @@ def apply(moment: Moment, feedback: Feedback) -> tuple[FeedbackResult, float | N
         moment.state = evolve(state, {"recent_event_ids": seen})
         return "unknown_action", None
     contact = contacts[index]
+    if contact.channel is not feedback.channel:
+        moment.state = evolve(state, {"recent_event_ids": seen})
+        return "wrong_channel", None
     update: dict[str, object] = {"recent_event_ids": seen}
     if STATUS_RANK[feedback.status] > STATUS_RANK[contact.status]:
         contacts[index] = evolve(

@@ -106,7 +106,7 @@ class Verdict:
     timers: list[TimerChange] = field(default_factory=list)
     conversions: list[Conversion] = field(default_factory=list)
     rm_requests: list[RmRequest] = field(default_factory=list)
-    #: For channel feedback: "applied", "duplicate" or "unknown_action".
+    #: For channel feedback: "applied", "duplicate", "unknown_action" or "wrong_channel".
     feedback: str | None = None
     #: For applied feedback: seconds from the contact to what the channel reported.
     feedback_after_s: float | None = None

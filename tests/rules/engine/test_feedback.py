@@ -148,6 +148,33 @@ policy:
     assert [d.reason_code for d in verdict.decisions] == [Reason.CONSENT_WITHDRAWN]
 
 
+def test_a_redelivered_profile_does_not_undo_an_unsubscribe(rules: Ruleset) -> None:
+    raw = json.dumps(
+        profile("C1", timezone="UTC", updated_at=(NOW - timedelta(days=1)).isoformat())
+    ).encode()
+    state, action = _contacted(rules, apply_profile_update(None, decode_profile(raw)))
+    unsubscribed = apply_feedback(state, _feedback(action, "unsubscribed"), rules, NOW).state
+    again = apply_profile_update(unsubscribed, decode_profile(raw))  # at-least-once delivery
+    assert again.profile is not None and again.profile.consent.push is False
+    newer = json.loads(raw)
+    newer["updated_at"] = NOW.isoformat()  # the bank's next profile decides again
+    restored = apply_profile_update(again, decode_profile(json.dumps(newer).encode()))
+    assert restored.profile is not None and restored.profile.consent.push is True
+
+
+def test_a_report_naming_another_channel_than_its_action_is_counted_not_applied(
+    rules: Ruleset,
+) -> None:
+    state, action = _contacted(rules, _profiled())
+    assert action.channel is Channel.PUSH
+    wrong = _feedback(action, "unsubscribed", channel="sms")
+    verdict = apply_feedback(state, wrong, rules, NOW)
+    assert verdict.feedback == "wrong_channel"
+    assert verdict.state.profile == state.profile, "no channel's consent withdrawn"
+    assert verdict.state.contacts == state.contacts
+    assert apply_feedback(verdict.state, wrong, rules, NOW).feedback == "duplicate"
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
