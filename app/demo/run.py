@@ -100,7 +100,7 @@ def _watch(
                 value = json.loads(record.value)
                 if record.topic in channels:
                     counts[f"action:{value['channel']}"] += 1
-                    counts["waves"] += bool(value.get("wave"))
+                    counts["waves"] += int(value.get("wave") or 1) > 1  # the follow-ups
                     print(f"  action  {_describe_action(value)}", flush=True)
                     channels_answer(value)
                 elif record.topic == topics.decisions:
