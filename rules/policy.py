@@ -155,7 +155,7 @@ class PolicySpec(_Strict):
     quiet_hours: list[QuietHoursSpec] = []
     fatigue: list[FatigueSpec] = []
     ignored_after: dict[Channel, PositiveDuration] = Field(
-        default_factory=lambda: dict(DEFAULT_IGNORED_AFTER),
+        default={},
         description="Per channel: a contact with no engagement reported this long after it "
         "is ignored (its status becomes 'ignored'; contact_outcome features count it). "
         "Channels not named keep their default (push 3d, sms 3d, rm 7d).",

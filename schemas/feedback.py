@@ -42,6 +42,9 @@ SENT = "sent"
 #: (Kairos's own verdict, not a channel's report).
 IGNORED = "ignored"
 
+#: A contact's status: sent, what its channel reported, or ignored.
+ContactStatus = Literal["sent", "ignored"] | FeedbackStatus
+
 #: How far along each status is: a late "delivered" never undoes an "opened", and an
 #: engagement reported after a contact was called ignored still counts.
 STATUS_RANK: dict[str, int] = {
@@ -140,7 +143,7 @@ class ContactOutcome(BaseModel):
     event_type: Literal["contact_outcome"] = "contact_outcome"
     channel: Channel
     rule_id: str = Field(description="The rule whose contact this was.")
-    status: str = Field(description="The status that settled it (e.g. opened, ignored).")
+    status: ContactStatus = Field(description="The status that settled it (e.g. opened, ignored).")
     outcome: OutcomeKind
     engaged: bool = Field(description="True for opened, clicked, replied, reached, interested.")
     sent_at: AwareDatetime = Field(description="When the contact was made.")

@@ -15,7 +15,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from schemas.actions import Channel
 from schemas.decisions import Decision, Outcome, Reason
 from schemas.events import Event
-from schemas.feedback import FeedbackStatus
+from schemas.feedback import ContactStatus
 from schemas.profile import CustomerProfile
 
 #: How many recent events are remembered (as short hashes of their ids) to drop re-deliveries;
@@ -105,7 +105,7 @@ class ContactRecord(BaseModel):
     rule_id: str
     at: AwareDatetime
     ref: str | None = None
-    status: Literal["sent", "ignored"] | FeedbackStatus = "sent"
+    status: ContactStatus = "sent"
     status_at: AwareDatetime | None = None
 
 

@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import IO, Literal, Protocol, TypeVar
 
 from pydantic import ValidationError
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 
 from app.backtest.progress import ProgressBar
 from rules.engine import EngineOptions
 from rules.language.loader import load_ruleset
+from rules.language.yaml_reader import plain_yaml, read_document
 from rules.offline.backtest import Backtest
 from rules.offline.responses import ResponseModel, ResponseRates, estimate
 from schemas.codec import decode_event, decode_feedback, decode_profile
@@ -171,13 +170,26 @@ def _response_model(responses: Responses, recorded: list[Feedback]) -> ResponseM
 
 
 def read_rates(path: Path) -> ResponseRates:
-    """Response rates from a YAML or JSON file, or a clear error naming the file."""
+    """Response rates from a YAML or JSON file, or a clear error naming the file.
+
+    Read with the rule files' bounded YAML reader: a rates file gets the same limits (size,
+    nesting, aliases) as any YAML Kairos reads.
+    """
     try:
-        document = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
-        return ResponseRates.model_validate({**(document or {}), "source": str(path)})
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise BacktestInputError(f"cannot read response rates {path}: {exc.strerror}") from None
-    except (YAMLError, ValidationError, TypeError) as exc:
+    except UnicodeDecodeError:
+        raise BacktestInputError(f"{path}: not valid response rates: not UTF-8 text") from None
+    document, problem = read_document(str(path), text)
+    if problem is not None:
+        raise BacktestInputError(f"not valid response rates: {problem}")
+    document = plain_yaml(document)
+    if document is not None and not isinstance(document, dict):
+        raise BacktestInputError(f"{path}: not valid response rates: expected a mapping")
+    try:
+        return ResponseRates.model_validate({**(document or {}), "source": str(path)})
+    except ValidationError as exc:
         raise BacktestInputError(f"{path}: not valid response rates: {exc}") from None
 
 

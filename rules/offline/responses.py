@@ -24,7 +24,7 @@ import random
 from collections import Counter
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,38 +33,37 @@ from schemas.feedback import ENGAGED, STATUS_RANK, Feedback, FeedbackStatus
 
 _MINUTE, _HOUR = 60.0, 3600.0
 
-Rate = Field(ge=0.0, le=1.0)
+#: A share of contacts, from 0 to 1.
+Rate = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 class _Rates(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class MessageRates(_Rates):
     """Push or SMS: what share bounces, is engaged with, dismissed or unsubscribed from."""
 
-    hard_bounce: float = Rate
-    soft_bounce: float = Rate
-    engaged: float = Field(ge=0.0, le=1.0, description="Opened (push) or clicked (SMS).")
-    clicked_after_open: float = Field(default=0.0, ge=0.0, le=1.0, description="Push only.")
-    dismissed: float = Field(default=0.0, ge=0.0, le=1.0, description="Of the not engaged.")
-    unsubscribed: float = Field(default=0.0, ge=0.0, le=1.0, description="Of the not engaged.")
+    hard_bounce: Rate
+    soft_bounce: Rate
+    engaged: Rate = Field(description="Opened (push) or clicked (SMS).")
+    clicked_after_open: Rate = Field(default=0.0, description="Push only.")
+    dismissed: Rate = Field(default=0.0, description="Of the contacts not engaged with.")
+    unsubscribed: Rate = Field(default=0.0, description="Of the contacts not engaged with.")
     engage_within_hours: float = Field(default=8.0, gt=0, le=24 * 30)
 
 
 class RmRates(_Rates):
     """An RM task: the share of calls that reach the customer, and of those, interested."""
 
-    reached: float = Rate
-    interested: float = Rate
-    declined: float = Field(default=0.1, ge=0.0, le=1.0)
+    reached: Rate
+    interested: Rate
+    declined: Rate = 0.1
     call_within_hours: float = Field(default=6.0, gt=0, le=24 * 30)
 
 
-class ResponseRates(BaseModel):
+class ResponseRates(_Rates):
     """Every channel's rates, and how tier and hour scale engagement."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     push: MessageRates = MessageRates(
         hard_bounce=0.03,
@@ -78,12 +77,12 @@ class ResponseRates(BaseModel):
         hard_bounce=0.01, soft_bounce=0.01, engaged=0.15, unsubscribed=0.01
     )
     rm: RmRates = RmRates(reached=0.6, interested=0.35)
-    tier_engagement: dict[str, float] = Field(
+    tier_engagement: dict[str, Annotated[float, Field(ge=0, le=10)]] = Field(
         default={"mass": 1.0, "affluent": 1.2, "private": 1.4},
         description="Multiplies engagement by the customer's tier (others: 1).",
     )
-    night_engagement: float = Field(
-        default=0.5, ge=0, le=1, description="Multiplies engagement for contacts made 22:00-07:00."
+    night_engagement: Rate = Field(
+        default=0.5, description="Multiplies engagement for contacts made 22:00-07:00."
     )
     source: str = Field(default="defaults", description="Where these rates came from.")
 

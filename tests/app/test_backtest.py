@@ -309,3 +309,43 @@ def test_response_rates_come_from_a_file_and_a_wrong_one_is_a_clear_error(
             responses=Responses(rates="estimate"),
             **_inputs(month),  # type: ignore[arg-type]
         )
+
+
+_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+    f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+    for i in range(9)
+)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("push: {hard_bounce: .nan, soft_bounce: 0, engaged: 0.1}", "finite number"),
+        ("sms: {hard_bounce: .inf, soft_bounce: 0, engaged: 0.1}", "finite number"),
+        ("tier_engagement: {mass: -1}", "greater than or equal to 0"),
+        ("night_engagement: 2", "less than or equal to 1"),
+        ("rm: {reached: 0.5}", "interested"),
+        ("push: {engaged: 0.1, hard_bounce: 0, soft_bounce: 0, typo: 1}", "typo"),
+        ("- push\n- sms", "expected a mapping"),
+        ("push: [unclosed", "YAML"),
+        (_BOMB, "alias"),
+        (b"\xff\xfe\x00binary", "not UTF-8"),
+        ("x: " + "y" * 200_000, "limit is"),
+    ],
+)
+def test_ugly_response_rates_files_are_refused_with_the_file_and_the_reason(
+    tmp_path: Path, content: str | bytes, message: str
+) -> None:
+    from app.backtest.run import read_rates
+
+    path = tmp_path / "rates.yaml"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    with pytest.raises(BacktestInputError, match="rates.yaml") as raised:
+        read_rates(path)
+    assert message in str(raised.value)
+    with pytest.raises(BacktestInputError, match="cannot read"):
+        read_rates(tmp_path / "missing.yaml")
