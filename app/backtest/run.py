@@ -227,7 +227,8 @@ def run_backtest(
 
     """
     source = FileSource(events, profiles) if isinstance(events, Sequence) else events
-    recorded = _recorded(source)
+    # only the simulated channels need the recorded reports ahead (which actions they answer)
+    recorded = _recorded(source) if responses.mode == "simulate" else []
     model = _response_model(responses, recorded)
     answered = frozenset(report.action_id for report in recorded)
     backtests = [

@@ -344,7 +344,7 @@ def test_ugly_response_rates_files_are_refused_with_the_file_and_the_reason(
         path.write_bytes(content)
     else:
         path.write_text(content)
-    with pytest.raises(BacktestInputError, match="rates.yaml") as raised:
+    with pytest.raises(BacktestInputError, match=r"rates\.yaml") as raised:
         read_rates(path)
     assert message in str(raised.value)
     with pytest.raises(BacktestInputError, match="cannot read"):
