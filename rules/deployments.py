@@ -41,6 +41,7 @@ __all__ = [
     "compile_files",
     "diff_rulesets",
     "relative_names",
+    "version_conflicts",
 ]
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,20 @@ class Registry:
                 f"version {version} has no bundle on the rules topic (was it deleted?); "
                 "deploy its rule files again with 'kairos rules deploy PATH'"
             ) from None
+
+    def compiled(self) -> dict[str, Ruleset]:
+        """Every stored version that compiles here, by version (the others are skipped).
+
+        What :func:`version_conflicts` checks a new deploy against: a version this Kairos
+        cannot compile cannot run here either, so it has no rule a new one could shadow.
+        """
+        rulesets = {}
+        for version, stored in self.bundles.items():
+            try:
+                rulesets[version] = compile_bundle(stored)
+            except RuleFileError:
+                continue
+        return rulesets
 
     def rollback_target(self, to: str | None = None) -> str:
         """The version a rollback makes live: ``to``, or the version the live one replaced.
@@ -305,3 +320,33 @@ def diff_rulesets(old: Ruleset | None, new: Ruleset) -> RulesetDiff:
         changed=tuple(changed),
         unchanged=unchanged,
     )
+
+
+def version_conflicts(new: Ruleset, stored: Mapping[str, Ruleset]) -> list[str]:
+    """Rules of ``new`` whose ``version:`` would mean two different rules; empty when none.
+
+    Decisions record a rule's id and version, and that pair must name one rule for good:
+    a rule whose content changed since its version was deployed, in any version ever
+    stored (``stored``: the registry's versions that compile here), must bump its version;
+    and a version below one already deployed would make "the latest" ambiguous.
+    """
+    deployed: dict[tuple[str, int], tuple[str, dict[str, object]]] = {}
+    highest: dict[str, int] = {}
+    for ruleset_version, ruleset in stored.items():
+        for rule in ruleset.rules:
+            deployed.setdefault((rule.id, rule.version), (ruleset_version, _content(rule)))
+            highest[rule.id] = max(highest.get(rule.id, 0), rule.version)
+    conflicts = []
+    for rule in new.rules:
+        earlier = deployed.get((rule.id, rule.version))
+        if earlier is not None and earlier[1] != _content(rule):
+            conflicts.append(
+                f"rule {rule.id!r} ({rule.source}): its content changed but its version did "
+                f"not (v{rule.version} as deployed in {earlier[0]}); bump 'version:'"
+            )
+        elif earlier is None and rule.version < highest.get(rule.id, 0):
+            conflicts.append(
+                f"rule {rule.id!r} ({rule.source}): v{rule.version} is below "
+                f"v{highest[rule.id]}, already deployed; versions only grow"
+            )
+    return conflicts

@@ -47,6 +47,12 @@ class RulesetBundle(BaseModel):
     deployed_at: AwareDatetime
     deployed_by: NonEmptyStr = Field(description="Who deployed it, e.g. 'jane@ops-laptop'.")
     comment: str = Field(default="", description="Why it was deployed, for the audit trail.")
+    overrides: list[Annotated[str, StringConstraints(max_length=1024)]] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="Checks the deployer overrode on purpose (--force, --skip-tests), each "
+        "as the refusal it overrode: the audit trail says what was known at deploy time.",
+    )
     schema_version: int = Field(default=1, ge=1)
 
 

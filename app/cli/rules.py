@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.cli.common import Commands, print_problems
+from app.cli.common import EXIT_FAILURE, EXIT_USAGE, Commands, print_problems
 from rules.errors import DeploymentError, RollbackError, RuleFileError
 
 if TYPE_CHECKING:
@@ -35,15 +35,36 @@ def add_commands(commands: Commands) -> None:
     test.add_argument("path", type=Path)
     test.set_defaults(handler=_cmd_rules_test)
 
-    schema = rules.add_parser("schema", help="regenerate rules/rule-file.schema.json")
+    schema = rules.add_parser(
+        "schema", help="write the rule files' JSON Schema (for editors' autocompletion)"
+    )
+    schema.add_argument(
+        "--out",
+        metavar="FILE",
+        help="where to write it; '-' for stdout (default: rules/rule-file.schema.json "
+        "of the installed package, which must be writable)",
+    )
     schema.set_defaults(handler=_cmd_rules_schema)
 
     deploy = rules.add_parser(
-        "deploy", help="validate rule files, then make them live on every worker (no restart)"
+        "deploy",
+        help="validate rule files and run their tests, then make them live on every worker "
+        "(no restart)",
     )
     deploy.add_argument("path", type=Path)
     deploy.add_argument("--comment", default="", help="why: kept in the deploy history")
     deploy.add_argument("--by", help="who deploys, for the history (default: user@host)")
+    deploy.add_argument(
+        "--force",
+        action="store_true",
+        help="deploy although a rule's content changed without a new 'version:' (decisions "
+        "would then record one version for two rules); needs --comment saying why",
+    )
+    deploy.add_argument(
+        "--skip-tests",
+        action="store_true",
+        help="publish without running the rule tests in PATH/tests/ (recorded in the history)",
+    )
     _broker_timeout(deploy)
     deploy.set_defaults(handler=_cmd_rules_deploy)
 
@@ -124,21 +145,50 @@ def _live_ruleset(registry: Registry) -> Ruleset | None:
 
 
 def _cmd_rules_deploy(args: argparse.Namespace) -> int:
+    """Compile, test, check versions against every stored version, then publish.
+
+    Every check runs before anything is published, so a refused deploy leaves the topic
+    untouched; each refusal says how to override it, and an override goes into the
+    bundle's ``overrides`` for the audit trail.
+    """
     from datetime import UTC, datetime
 
     from app.kafka import whoami
-    from rules.deployments import compile_files, diff_rulesets
+    from rules.deployments import compile_files, diff_rulesets, version_conflicts
     from schemas.deployment import RulesetBundle
 
+    if args.force and not args.comment.strip():
+        print("kairos: --force needs --comment saying why, for the history", file=sys.stderr)
+        return EXIT_USAGE
     try:
         files, ruleset = compile_files(args.path)
     except RuleFileError as exc:
         return print_problems(exc)
+    overrides = []
+    if args.skip_tests:
+        overrides.append("rule tests skipped (--skip-tests)")
+    elif _run_rule_tests(args.path, ruleset, quiet=True) != 0:
+        print(
+            "rule tests failed; nothing deployed (fix them, or deploy with --skip-tests)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
     topic = _rules_topic(args)
     registry = topic.read()
     if registry.live == ruleset.version:
         print(f"{ruleset.version} is already live on {topic.name}; nothing deployed")
         return 0
+    conflicts = version_conflicts(ruleset, registry.compiled())
+    for conflict in conflicts:
+        print(f"{'override' if args.force else 'refused'}: {conflict}", file=sys.stderr)
+    if conflicts and not args.force:
+        print(
+            f"{len(conflicts)} version problem(s); nothing deployed (bump the versions, or "
+            "--force --comment WHY)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    overrides += conflicts
     diff = diff_rulesets(_live_ruleset(registry), ruleset)
     bundle = RulesetBundle(
         version=ruleset.version,
@@ -146,6 +196,7 @@ def _cmd_rules_deploy(args: argparse.Namespace) -> int:
         deployed_at=datetime.now(UTC),
         deployed_by=args.by or whoami(),
         comment=args.comment,
+        overrides=overrides,
     )
     pointer = topic.deploy(bundle, registry)
     print(f"Live: {pointer.version} (was {pointer.previous_version or 'nothing deployed'})")
@@ -230,29 +281,53 @@ def _cmd_rules_diff(args: argparse.Namespace) -> int:
 
 
 def _cmd_rules_test(args: argparse.Namespace) -> int:
-    import rules.offline.testing as rule_testing
     from rules.language.loader import load_ruleset
 
     try:
         ruleset = load_ruleset(args.path)
     except RuleFileError as exc:
         return print_problems(exc)
-    results = rule_testing.run_all(args.path, ruleset)
+    return _run_rule_tests(args.path, ruleset, quiet=False)
+
+
+def _run_rule_tests(path: Path, ruleset: Ruleset, *, quiet: bool) -> int:
+    """Run the rule tests under ``path``; print them (only the failures when ``quiet``).
+
+    A ruleset without tests passes with a note: a first campaign has none yet, and
+    refusing it would only teach people to pass --skip-tests.
+    """
+    import rules.offline.testing as rule_testing
+
+    results = rule_testing.run_all(path, ruleset)
+    root = path if path.is_dir() else path.parent
     if not results:
-        print(f"no rule tests found under {args.path}/tests/", file=sys.stderr)
-        return 1
+        print(
+            f"note: no rule tests in {root / 'tests'}/ (write *.yaml tests there: see "
+            "docs/rules-guide.md)",
+            file=sys.stderr,
+        )
+        return 0
     for result in results:
+        if quiet and result.passed:
+            continue
         mark = "PASS" if result.passed else "FAIL"
         print(f"{mark}  {result.file}:{result.line}  {result.name}")
         for failure in result.failures:
             print(f"        {failure}")
     failed = sum(not r.passed for r in results)
-    print(f"\n{len(results) - failed} passed, {failed} failed")
-    return 1 if failed else 0
+    if not quiet:
+        print()
+    print(f"rule tests: {len(results) - failed} passed, {failed} failed")
+    return EXIT_FAILURE if failed else 0
 
 
 def _cmd_rules_schema(args: argparse.Namespace) -> int:
-    from rules.language.file_schema import write
+    from rules.language.file_schema import generate, write
 
-    print(write())
+    if args.out == "-":
+        sys.stdout.write(generate())
+    elif args.out:
+        print(write(Path(args.out)))
+    else:
+        print(write())
     return 0

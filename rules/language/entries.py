@@ -18,7 +18,13 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 
 from rules.errors import Problem
-from rules.language.expression_types import CompiledExpression, ExpressionError, FieldType
+from rules.language.expression_types import (
+    ANY,
+    BOOL,
+    CompiledExpression,
+    ExpressionError,
+    FieldType,
+)
 from rules.language.expressions import compile_expression
 from rules.language.spec import FeatureSpec, RuleSpec
 from rules.language.yaml_reader import plain_yaml, read_document
@@ -153,7 +159,7 @@ class Entry:
             return None  # not a list of text: validation reports it, with its position
         raw = _raw_at(self.node, loc)
         compiled = [
-            self.expression(
+            self._condition(
                 loc + ((i,) if isinstance(raw, CommentedSeq) else ()), text, scope, label
             )
             for i, text in enumerate(texts)
@@ -161,6 +167,27 @@ class Entry:
         if any(c is None for c in compiled):
             return None
         return tuple(c for c in compiled if c is not None)
+
+    def _condition(
+        self, loc: tuple[Any, ...], text: str, scope: Mapping[str, FieldType], label: str
+    ) -> CompiledExpression | None:
+        """A condition: an expression that is true or false.
+
+        ``event.step`` alone would hold for any step but 0 — almost surely a comparison
+        left unfinished, so it is refused with the type it has.
+        """
+        compiled = self.expression(loc, text, scope, label)
+        if compiled is None or compiled.result_type.kind in (BOOL, ANY):
+            return compiled
+        line, column = self.locate(loc)
+        self.file.problem(
+            line,
+            column + _quote_width(_raw_at(self.node, loc)),
+            f"{label}, {text!r}: a condition is true or false, this is a "
+            f"{compiled.result_type.kind}",
+            "compare it, e.g. 'event.step >= 3'",
+        )
+        return None
 
 
 class FileLoader:

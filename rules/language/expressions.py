@@ -123,13 +123,34 @@ _FUNCTIONS: dict[str, tuple[int, str, Callable[..., Any]]] = {
     "startswith": (
         2,
         BOOL,
-        lambda _c, text, prefix: text is not None and str(text).startswith(prefix),
+        lambda _c, text, prefix: (
+            text is not None and prefix is not None and str(text).startswith(str(prefix))
+        ),
     ),
     "contains": (2, BOOL, lambda _c, container, item: _contains(container, item)),
     "lower": (1, STRING, lambda _c, text: None if text is None else str(text).lower()),
     "len": (1, NUMBER, lambda _c, value: None if value is None else len(value)),
     "coalesce": (2, ANY, lambda _c, first, second: second if first is None else first),
     "round": (1, NUMBER, lambda _c, value: None if value is None else round(value)),
+}
+#: The kinds each function's arguments may have (``any`` is always accepted: a field whose
+#: type is not known until run time).
+_ARGUMENT_KINDS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "days_since": ((DATETIME,),),
+    "hours_since": ((DATETIME,),),
+    "startswith": ((STRING,), (STRING,)),
+    "contains": ((LIST, STRING), (NUMBER, STRING, BOOL, DATETIME)),
+    "lower": ((STRING,),),
+    "len": ((STRING, LIST),),
+    "coalesce": ((NUMBER, STRING, BOOL, DATETIME, LIST), (NUMBER, STRING, BOOL, DATETIME, LIST)),
+    "round": ((NUMBER,),),
+}
+_SYMBOLS: dict[type[ast.operator], str] = {
+    ast.Add: "+",
+    ast.Sub: "-",
+    ast.Mult: "*",
+    ast.Div: "/",
+    ast.Mod: "%",
 }
 _CONSTANT_NAMES = {"true": True, "false": False, "null": None}
 
@@ -270,6 +291,10 @@ class _Compiler:
         right_node: ast.AST,
     ) -> None:
         if isinstance(op, ast.In | ast.NotIn):
+            if right.kind not in (LIST, STRING, ANY):
+                raise self.fail(node, f"'in' needs a list or text on its right, not a {right.kind}")
+            if right.kind == STRING and left.kind not in (STRING, ANY):
+                raise self.fail(node, f"looks for a {left.kind} in text")
             element = right.item
             if right.kind == LIST and element and _clash(left.kind, element.kind):
                 raise self.fail(
@@ -312,6 +337,8 @@ class _Compiler:
         if isinstance(node.op, ast.Not):
             return (lambda c: not operand(c)), FieldType(BOOL)
         if isinstance(node.op, ast.USub):
+            if operand_type.kind not in (NUMBER, ANY):
+                raise self.fail(node, f"'-' needs a number, not a {operand_type.kind}")
             return (lambda c: None if (v := operand(c)) is None else -v), operand_type
         raise self.fail(node, "only 'not' and '-' are allowed as unary operators")
 
@@ -322,15 +349,37 @@ class _Compiler:
             )
         left, left_type = self.compile(node.left)
         right, right_type = self.compile(node.right)
-        for side in (left_type, right_type):
-            if side.kind not in (NUMBER, ANY) and not (
-                isinstance(node.op, ast.Add) and side.kind == STRING
-            ):
-                raise self.fail(node, f"arithmetic on a {side.kind}")
+        result = self._arithmetic_type(node, left_type.kind, right_type.kind)
+        if isinstance(node.op, ast.Div | ast.Mod) and _is_zero(node.right):
+            raise self.fail(node.right, "division by zero", "divide by a number other than 0")
         apply = _ARITHMETIC[type(node.op)]
-        return (lambda c: apply(left(c), right(c))), FieldType(
-            STRING if STRING in (left_type.kind, right_type.kind) else NUMBER
-        )
+        return (lambda c: apply(left(c), right(c))), FieldType(result)
+
+    def _arithmetic_type(self, node: ast.BinOp, left: str, right: str) -> str:
+        """The kind ``left <op> right`` gives, or an error when it could only raise.
+
+        Numbers take ``+ - * / %``; text takes ``+`` with text (joining). Whatever the two
+        sides, a mix that Python would refuse at run time is refused here, where the
+        mistake has a line and column: at run time it would suppress the rule on every
+        event (``rule_error``).
+        """
+        symbol = _SYMBOLS[type(node.op)]
+        for side in (left, right):
+            if side not in (NUMBER, STRING, ANY):
+                raise self.fail(node, f"arithmetic on a {side}", "use + - * / % on numbers")
+        if STRING in (left, right):
+            if not isinstance(node.op, ast.Add):
+                raise self.fail(node, f"'{symbol}' on text", "text takes only '+', to join")
+            if NUMBER in (left, right):
+                raise self.fail(
+                    node,
+                    "adds a number and text",
+                    'quote the number to join text ("3"), or compare numbers without quotes',
+                )
+            return STRING
+        if left == right == ANY:
+            return ANY
+        return NUMBER
 
     def _Call(self, node: ast.Call) -> tuple[Evaluator, FieldType]:
         if not isinstance(node.func, ast.Name) or node.func.id not in _FUNCTIONS:
@@ -343,11 +392,39 @@ class _Compiler:
             raise self.fail(
                 node, f"{node.func.id}() takes {arity} argument(s), got {len(node.args)}"
             )
-        arguments = [self.compile(argument)[0] for argument in node.args]
+        compiled = [self.compile(argument) for argument in node.args]
+        for argument, (_, argument_type), accepted in zip(
+            node.args, compiled, _ARGUMENT_KINDS[node.func.id], strict=True
+        ):
+            if argument_type.kind not in (*accepted, ANY):
+                raise self.fail(
+                    argument,
+                    f"{node.func.id}() takes {' or '.join(accepted)}, not a {argument_type.kind}",
+                )
+        if node.func.id == "contains":
+            container, item = (argument_type.kind for _, argument_type in compiled)
+            if container == STRING and item not in (STRING, ANY):
+                raise self.fail(node.args[1], f"contains() looks for text in text, not a {item}")
+        arguments = [evaluate for evaluate, _ in compiled]
+        if node.func.id == "coalesce":
+            first, second = (argument_type.kind for _, argument_type in compiled)
+            if _clash(first, second):
+                raise self.fail(node, f"coalesce() of a {first} and a {second}")
+            kind = second if first == ANY else first
         if arity == 1:
             (only,) = arguments
             return (lambda c: implementation(c, only(c))), FieldType(kind)
         return (lambda c: implementation(c, *(a(c) for a in arguments))), FieldType(kind)
+
+
+def _is_zero(node: ast.AST) -> bool:
+    """A literal 0 (``x / 0``): refused at load rather than raising on every event."""
+    return (
+        isinstance(node, ast.Constant)
+        and not isinstance(node.value, bool)
+        and isinstance(node.value, int | float)
+        and node.value == 0
+    )
 
 
 def _is_constant(node: ast.AST) -> bool:

@@ -20,14 +20,15 @@ import json
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel, ValidationError
 from ruamel.yaml.comments import CommentedMap
 
 from rules.errors import Problem, RuleFileError
 from rules.features import CompiledFeature, default_bucket, signature
 from rules.language.entries import Entry, FileLoader
-from rules.language.expression_types import STRING, Context, ExpressionError, FieldType
+from rules.language.expression_types import ANY, STRING, Context, ExpressionError, FieldType
 from rules.language.params import (
     MAX_PARAM_BYTES,
     MAX_PARAMS_BYTES,
@@ -36,7 +37,7 @@ from rules.language.params import (
     literal_size,
 )
 from rules.language.scope import rule_scope
-from rules.language.spec import FeatureSpec, RuleSpec
+from rules.language.spec import AbsenceSpec, FeatureSpec, GoalSpec, RuleSpec, SequenceSpec
 from rules.language.yaml_reader import MAX_FILE_BYTES, file_too_large, plain_yaml
 from rules.policy import PolicySpec
 from rules.ruleset import (
@@ -72,21 +73,49 @@ def rule_files(path: Path) -> list[Path]:
     )
 
 
+_Part = TypeVar("_Part", bound=BaseModel)
+
+
+def _part(spec: RuleSpec | None, node: CommentedMap, key: str, model: type[_Part]) -> _Part | None:
+    """``spec.<key>``; when the rule as a whole was refused, the part validated on its own.
+
+    A part that does not validate alone is skipped silently: the rule's own validation has
+    already reported its problems, at their lines.
+    """
+    if spec is not None:
+        part: _Part | None = getattr(spec, key)
+        return part
+    if key not in node:
+        return None
+    try:
+        return model.model_validate(plain_yaml(node[key]))
+    except (ValidationError, LookupError, TypeError, ArithmeticError):
+        return None
+
+
 class _Compiler:
     """Compiles entries, reporting problems on the file each entry came from."""
 
     def __init__(self) -> None:
         self.features: dict[str, CompiledFeature] = {}
         self.hidden: list[CompiledFeature] = []
+        #: Features refused (each problem reported): rules may still read them, so a
+        #: mistake in a feature is reported once, not again in every rule that uses it.
+        self.refused: set[str] = set()
 
     # -- features --------------------------------------------------------------------------
 
     def feature(self, entry: Entry) -> None:
         name = entry.node.get("name", "?")
+        if not self._feature(entry, name) and isinstance(name, str):
+            self.refused.add(name)
+
+    def _feature(self, entry: Entry, name: Any) -> bool:
+        """Compile one feature; ``False`` when it was refused (each problem reported)."""
         label = f"feature {name!r}"
         spec: FeatureSpec | None = entry.validate(FeatureSpec, label)
         if spec is None:
-            return
+            return False
         if spec.name in self.features:
             entry.file.problem(
                 entry.line,
@@ -94,14 +123,14 @@ class _Compiler:
                 f"duplicate feature name {spec.name!r}",
                 "feature names are shared by every rule file; rename one",
             )
-            return
+            return True  # the first of the name stands
         scope = rule_scope(spec.event)
         conditions = entry.conditions(("when",), spec.when, scope, label)
         value = None
         if spec.value is not None:
             value = entry.expression(("value",), spec.value, scope, label)
             if value is None:
-                return
+                return False
             numeric = spec.aggregate in ("sum", "avg", "min", "max")
             if numeric and value.result_type.kind == STRING:
                 line, column = entry.locate(("value",))
@@ -110,15 +139,16 @@ class _Compiler:
                     column,
                     f"{label}: {spec.aggregate} needs a number, {spec.value!r} is text",
                 )
-                return
+                return False
         if conditions is None:
-            return
+            return False
         bucket = None
         if spec.window is not None:
             bucket = int(
                 (spec.bucket or timedelta(seconds=default_bucket(spec.window))).total_seconds()
             )
         self.features[spec.name] = CompiledFeature(spec, conditions, value, bucket, signature(spec))
+        return True
 
     # -- policy ------------------------------------------------------------------------------
 
@@ -147,7 +177,9 @@ class _Compiler:
         if not isinstance(event_type, str) or event_type not in EVENT_MODELS:
             return None  # reported by validation; without it there is no scope to check against
         # Expressions are checked even when other keys are wrong: report everything at once.
-        feature_types = {name: f.result_type for name, f in self.features.items()}
+        feature_types = {name: FieldType(ANY) for name in self.refused} | {
+            name: f.result_type for name, f in self.features.items()
+        }
         scope = rule_scope(str(event_type), features=feature_types)
         when = plain_yaml(node.get("when", []))
         conditions = entry.conditions(
@@ -167,17 +199,23 @@ class _Compiler:
                     entry.file.problem(
                         line, column, f"{label}, param {name!r}: {exc.message}", exc.hint
                     )
-        if spec is None or conditions is None or failed_params:
-            return None
-        after = self._sequence(entry, spec, label)
-        unless = self._absence(entry, spec, feature_types, label)
+        # The parts are checked even when the rule as a whole was refused (validation
+        # reported why): each part that validates alone still has its expressions checked.
+        after_spec = _part(spec, node, "after", SequenceSpec)
+        unless_spec = _part(spec, node, "unless", AbsenceSpec)
+        goal_spec = _part(spec, node, "goal", GoalSpec)
+        after = self._sequence(entry, after_spec, label)
+        unless = self._absence(entry, unless_spec, str(event_type), feature_types, label)
         goal = (
-            self._pattern(entry, ("goal",), spec.goal, spec.event, feature_types, label)
-            if spec.goal
+            self._pattern(entry, ("goal",), goal_spec, str(event_type), feature_types, label)
+            if goal_spec
             else None
         )
         if (
-            (spec.after and after is None)
+            spec is None
+            or conditions is None
+            or failed_params
+            or (spec.after and after is None)
             or (spec.unless and unless is None)
             or (spec.goal and goal is None)
         ):
@@ -238,48 +276,55 @@ class _Compiler:
         return None if conditions is None else CompiledPattern(pattern.event, conditions)
 
     def _absence(
-        self, entry: Entry, spec: RuleSpec, feature_types: Mapping[str, FieldType], label: str
+        self,
+        entry: Entry,
+        unless: AbsenceSpec | None,
+        start_type: str,
+        feature_types: Mapping[str, FieldType],
+        label: str,
     ) -> CompiledAbsence | None:
-        if spec.unless is None:
+        if unless is None:
             return None
         exits = [
-            self._pattern(entry, ("unless", "events", i), pattern, spec.event, feature_types, label)
-            for i, pattern in enumerate(spec.unless.events)
+            self._pattern(entry, ("unless", "events", i), pattern, start_type, feature_types, label)
+            for i, pattern in enumerate(unless.events)
         ]
         if any(e is None for e in exits):
             return None
-        return CompiledAbsence(spec.unless.within, tuple(e for e in exits if e is not None))
+        return CompiledAbsence(unless.within, tuple(e for e in exits if e is not None))
 
-    def _sequence(self, entry: Entry, spec: RuleSpec, label: str) -> CompiledSequence | None:
+    def _sequence(
+        self, entry: Entry, after: SequenceSpec | None, label: str
+    ) -> CompiledSequence | None:
         """``after`` compiles to a hidden last-seen feature of the earlier event."""
-        if spec.after is None:
+        if after is None:
             return None
-        scope = rule_scope(spec.after.event)
-        conditions = entry.conditions(("after", "when"), spec.after.when, scope, label)
+        scope = rule_scope(after.event)
+        conditions = entry.conditions(("after", "when"), after.when, scope, label)
         if conditions is None:
             return None
         # Rules waiting for the same earlier event share one feature: each feature costs
         # an update on every event of its type.
         key = hashlib.blake2b(
-            json.dumps([spec.after.event, spec.after.when]).encode(), digest_size=6
+            json.dumps([after.event, after.when]).encode(), digest_size=6
         ).hexdigest()
         name = f"_after_{key}"
         existing = next((f for f in self.hidden if f.name == name), None)
         if existing is not None:
-            return CompiledSequence(existing.name, spec.after.within)
+            return CompiledSequence(existing.name, after.within)
         hidden = FeatureSpec.model_construct(
             name=name,
             description="",
             aggregate="last_seen",
-            event=spec.after.event,
+            event=after.event,
             value=None,
-            when=spec.after.when,
+            when=after.when,
             window=None,
             bucket=None,
         )
         feature = CompiledFeature(hidden, conditions, None, None, signature(hidden))
         self.hidden.append(feature)
-        return CompiledSequence(feature.name, spec.after.within)
+        return CompiledSequence(feature.name, after.within)
 
 
 def read_sources(path: Path) -> dict[str, str]:
@@ -335,37 +380,66 @@ def _only_policy_from(name: str, loaders: list[FileLoader], parsed: list[_Parsed
     return kept
 
 
-def _check_waves(rules: list[CompiledRule], entries: Mapping[str, Entry]) -> None:
-    """A wave follows a rule of the ruleset, on the same trigger, without a loop."""
-    by_id = {rule.id: rule for rule in rules}
-    for rule in rules:
-        wave = rule.spec.wave
-        if wave is None:
+def _check_ids(entries: list[Entry]) -> None:
+    """Rule ids are unique: checked on every rule as written, valid or not."""
+    first_seen: dict[str, Entry] = {}
+    for entry in entries:
+        rule_id = entry.node.get("id")
+        if not isinstance(rule_id, str):
+            continue  # validation reports a missing or malformed id
+        first = first_seen.setdefault(rule_id, entry)
+        if first is not entry:
+            entry.file.problem(
+                entry.line,
+                entry.column,
+                f"duplicate rule id {rule_id!r}",
+                f"first defined at {first.file.display}:{first.line + 1}; rule ids must be unique",
+            )
+
+
+def _check_waves(entries: list[Entry]) -> None:
+    """A wave follows a rule of the ruleset, on the same trigger, without a loop.
+
+    Checked on the rules as written, so a wave naming a rule that has problems of its own
+    is not reported as naming an unknown rule.
+    """
+    by_id: dict[str, Entry] = {}
+    for entry in entries:
+        by_id.setdefault(str(entry.node.get("id")), entry)
+
+    def after(entry: Entry) -> str | None:
+        wave = entry.node.get("wave")
+        target = wave.get("after") if isinstance(wave, CommentedMap) else None
+        return target if isinstance(target, str) else None
+
+    for rule_id, entry in by_id.items():
+        target = after(entry)
+        if target is None:
             continue
-        entry = entries[rule.id]
         line, column = entry.locate(("wave", "after"))
-        previous = by_id.get(wave.after)
+        previous = by_id.get(target)
         if previous is None:
-            close = difflib.get_close_matches(wave.after, by_id, n=1)
+            close = difflib.get_close_matches(target, by_id, n=1)
             hint = f"did you mean {close[0]!r}?" if close else "name a rule of this ruleset"
-            entry.file.problem(line, column, f"wave after unknown rule {wave.after!r}", hint)
+            entry.file.problem(line, column, f"wave after unknown rule {target!r}", hint)
             continue
-        if previous.spec.event != rule.spec.event:
+        event, trigger = entry.node.get("event"), previous.node.get("event")
+        if isinstance(event, str) and isinstance(trigger, str) and event != trigger:
             line, column = entry.locate(("event",))
             entry.file.problem(
                 line,
                 column,
-                f"a wave's event is its campaign's trigger: {previous.spec.event!r} "
-                f"(the event of {previous.id!r}), not {rule.spec.event!r}",
+                f"a wave's event is its campaign's trigger: {trigger!r} "
+                f"(the event of {target!r}), not {event!r}",
             )
-        seen = {rule.id}
-        step: CompiledRule | None = previous
-        while step is not None and step.spec.wave is not None:
-            if step.id in seen:
-                entry.file.problem(line, column, f"waves after one another in a loop: {rule.id}")
+        seen = {rule_id}
+        step: str | None = target
+        while step is not None and step in by_id:
+            if step in seen:
+                entry.file.problem(line, column, f"waves after one another in a loop: {rule_id}")
                 break
-            seen.add(step.id)
-            step = by_id.get(step.spec.wave.after)
+            seen.add(step)
+            step = after(by_id[step])
 
 
 def _over_limit(entries: list[Entry], limit: int, what: str) -> bool:
@@ -423,26 +497,16 @@ def compile_sources(sources: Mapping[str, str], policy_from: str | None = None) 
         for entry in features:
             compiler.feature(entry)
     policy = compiler.policy([entry for _, _, entry in parsed if entry is not None])
+    entries = [entry for _, rule_entries, _ in parsed for entry in rule_entries]
+    _check_ids(entries)
+    _check_waves(entries)
     rules: list[CompiledRule] = []
-    first_seen: dict[str, str] = {}
-    entries_by_id: dict[str, Entry] = {}
-    for _, entries, _ in parsed:
-        for entry in entries:
-            rule = compiler.rule(entry)
-            if rule is None:
-                continue
-            if rule.id in first_seen:
-                entry.file.problem(
-                    entry.line,
-                    entry.column,
-                    f"duplicate rule id {rule.id!r}",
-                    f"first defined at {first_seen[rule.id]}; rule ids must be unique",
-                )
-                continue
-            first_seen[rule.id] = rule.source
+    compiled_ids: set[str] = set()
+    for entry in entries:
+        rule = compiler.rule(entry)
+        if rule is not None and rule.id not in compiled_ids:  # a duplicate is reported
+            compiled_ids.add(rule.id)
             rules.append(rule)
-            entries_by_id[rule.id] = entry
-    _check_waves(rules, entries_by_id)
     problems = [p for loader in loaders for p in loader.problems]
     if problems:
         raise RuleFileError(sorted(problems, key=lambda p: (p.file, p.line, p.column)))

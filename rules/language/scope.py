@@ -14,7 +14,7 @@ from decimal import Decimal
 from functools import cache
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel
 
 from rules.language.expression_types import ANY, BOOL, DATETIME, LIST, NUMBER, STRING, FieldType
 from schemas.events import EVENT_MODELS
@@ -51,7 +51,7 @@ def type_of(annotation: Any) -> FieldType:
             return FieldType(NUMBER)
         if issubclass(annotation, str):
             return FieldType(STRING)
-        if issubclass(annotation, datetime):
+        if issubclass(annotation, datetime | AwareDatetime):  # pydantic's is no subclass
             return FieldType(DATETIME)
     return FieldType(ANY)
 

@@ -175,18 +175,35 @@ def run_test(test: RuleTest, ruleset: Ruleset, options: EngineOptions) -> list[s
     if test.until is not None:
         verdicts.extend(replay.advance(test.until))
     actions = [a for v in verdicts for a in v.actions]
+    failures = _raised(verdicts, test.expect)
     withheld = [
         (d.rule_id, d.reason_code.value)
         for v in verdicts
         for d in v.decisions
         if d.outcome in (Outcome.SUPPRESSED, Outcome.HELD_OUT)
     ]
-    failures = _compare_actions(test.expect.actions, actions)
+    failures += _compare_actions(test.expect.actions, actions)
     if test.expect.suppressed is not None:
         wanted = sorted((d.rule, d.reason) for d in test.expect.suppressed)
         if sorted(withheld) != wanted:
             failures.append(f"suppressed: expected {wanted}, got {sorted(withheld)}")
     return failures
+
+
+def _raised(verdicts: list[Verdict], expect: Expectation) -> list[str]:
+    """A rule or feature that raised fails the test, with the error, whatever else matched.
+
+    The engine keeps going when a rule raises (it is suppressed as ``rule_error``), so the
+    test would otherwise only show "expected 1 action(s), got 0" and hide the cause. A test
+    that expects the ``rule_error`` suppression of a rule is testing exactly that.
+    """
+    expected = {d.rule for d in expect.suppressed or () if d.reason == "rule_error"}
+    return [
+        f"{failure.kind} {failure.rule_id!r} raised {failure.error}"
+        for verdict in verdicts
+        for failure in verdict.failures
+        if not (failure.kind == "rule" and failure.rule_id in expected)
+    ]
 
 
 def _compare_actions(expected: list[ExpectedAction], actual: list[Any]) -> list[str]:

@@ -217,3 +217,45 @@ def test_a_missing_events_file_is_a_usage_error(
     assert main(["backtest", "--rules", str(EXAMPLE_RULES), "--events", str(missing)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("kairos: no such input file") and err.count("\n") == 1
+
+
+def test_rules_test_passes_a_ruleset_without_tests_with_a_note(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It used to fail (exit 1) when PATH/tests/ did not exist."""
+    (tmp_path / "r.yaml").write_text(
+        "rules: [{id: r, version: 1, event: app_click, channels: [sms], template: t}]\n"
+    )
+    assert main(["rules", "test", str(tmp_path)]) == 0
+    assert f"note: no rule tests in {tmp_path / 'tests'}/" in capsys.readouterr().err
+
+
+def test_rules_test_fails_and_shows_the_failures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "r.yaml").write_text(
+        "rules: [{id: r, version: 1, event: app_click, channels: [sms], template: t}]\n"
+    )
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "t.yaml").write_text(
+        "tests: [{name: nothing, events: [{at: '2026-11-02T10:00:00Z', type: app_click,"
+        " screen: home, platform: ios}], expect: {actions: []}}]\n"
+    )
+    assert main(["rules", "test", str(tmp_path)]) == EXIT_FAILURE
+    out = capsys.readouterr().out
+    assert "FAIL" in out
+    assert "rule tests: 0 passed, 1 failed" in out
+
+
+def test_rules_schema_writes_where_it_is_told(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It could only write next to the installed package."""
+    from rules.language.file_schema import generate
+
+    out = tmp_path / "rule-file.schema.json"
+    assert main(["rules", "schema", "--out", str(out)]) == 0
+    assert out.read_text() == generate()
+    assert capsys.readouterr().out.strip() == str(out)
+    assert main(["rules", "schema", "--out", "-"]) == 0
+    assert capsys.readouterr().out == generate()

@@ -16,6 +16,7 @@ from rules.deployments import (
     compile_files,
     diff_rulesets,
     relative_names,
+    version_conflicts,
 )
 from rules.errors import DeploymentError, RollbackError, RuleFileError
 from rules.language.loader import compile_sources
@@ -288,3 +289,33 @@ def test_the_watcher_swaps_in_a_new_live_version_once_and_refuses_a_bad_one() ->
     watcher.apply(registry_of(pointer("rs-missing", "rs-broken")))
     assert processor.ruleset.version == good
     assert metrics.registry.get_sample_value("kairos_ruleset_rejected_total") == 2
+
+
+def test_a_rule_changed_under_a_deployed_version_conflicts_with_any_stored_version() -> None:
+    """Not only the live version: a rollback made the older one live, the pair still stands."""
+    first = ruleset(rule("r", 1, screen="home"), rule("kept", 3))
+    live = ruleset(rule("r", 2, screen="cards"), rule("kept", 3))
+    stored = {first.version: first, live.version: live}
+    new = ruleset(rule("r", 1, screen="loans"), rule("kept", 3))
+    (conflict,) = version_conflicts(new, stored)
+    assert conflict.startswith("rule 'r' (rules.yaml:2): its content changed but its version")
+    assert f"(v1 as deployed in {first.version}); bump 'version:'" in conflict
+    lower = ruleset(rule("r", 1, screen="home"), rule("kept", 2, priority=9))
+    assert version_conflicts(lower, stored) == [
+        "rule 'kept' (rules.yaml:9): v2 is below v3, already deployed; versions only grow"
+    ]
+
+
+def test_redeploying_a_stored_rule_as_it_was_or_bumped_is_no_conflict() -> None:
+    first = ruleset(rule("r", 1))
+    stored = {first.version: first}
+    assert version_conflicts(ruleset(rule("r", 1)), stored) == []
+    assert version_conflicts(ruleset(rule("r", 2, screen="x")), stored) == []
+    assert version_conflicts(ruleset(rule("new", 1)), stored) == []
+
+
+def test_the_registry_compiles_the_stored_versions_it_can() -> None:
+    registry = Registry()
+    registry.add(bundle_key("rs-good").encode(), encode(bundle("rs-good")))
+    registry.add(bundle_key("rs-bad").encode(), encode(bundle("rs-bad", "rules: [{id: 1}]\n")))
+    assert list(registry.compiled()) == ["rs-good"]

@@ -147,3 +147,59 @@ def test_a_starting_worker_runs_the_deployed_version_not_its_bootstrap_rules(
     worker = k.start_worker()
     assert worker.metric("kairos_ruleset_info", version=load_ruleset(campaign).version) == 1
     assert worker.metric("kairos_ruleset_swaps_total") == 0
+
+
+def test_a_deploy_is_refused_when_a_rule_changed_without_its_version_or_a_rule_test_fails(
+    kairos: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both were deployed before, with at most a warning; each override is on the record."""
+    k = kairos()
+    for name in ("KAIROS_BROKER_URL", "KAIROS_TOPIC_PREFIX"):
+        monkeypatch.setenv(name, k.env[name])
+    campaign = _campaign(tmp_path)
+    assert _run(capsys, "rules", "deploy", str(campaign), "--comment", "launch")[0] == 0
+    launched = load_ruleset(campaign).version
+
+    # The travel rule's priority changes but its version stays 1: refused, nothing published.
+    travel = campaign / "travel.yaml"
+    travel.write_text(TRAVEL_RULE + "    priority: 80\n")
+    code, _, err = _run(capsys, "rules", "deploy", str(campaign))
+    assert code == 1
+    assert "refused: rule 'travel-insurance-interest'" in err
+    assert f"content changed but its version did not (v1 as deployed in {launched})" in err
+    topic = RulesTopic(bootstrap_servers(k.env["KAIROS_BROKER_URL"]), k.topics)
+    assert topic.read().live == launched
+    assert _run(capsys, "rules", "deploy", str(campaign), "--force")[0] == 2  # no comment
+    code, out, _ = _run(
+        capsys, "rules", "deploy", str(campaign), "--force", "--comment", "typo fix, same offer"
+    )
+    assert code == 0
+    forced = topic.read()
+    assert forced.live == load_ruleset(campaign).version
+    assert forced.bundles[forced.live].overrides == [
+        next(line for line in err.splitlines() if line.startswith("refused: ")).removeprefix(
+            "refused: "
+        )
+    ]
+
+    # A rule test of the ruleset fails: refused before the broker is even asked.
+    travel.write_text(TRAVEL_RULE.replace("version: 1", "version: 2") + "    priority: 90\n")
+    (campaign / "tests" / "travel.yaml").write_text(
+        """
+tests:
+  - name: the travel screen gets an SMS
+    events:
+      - {at: "2026-11-02T10:00:00Z", type: app_click, screen: travel_insurance, platform: ios}
+    expect: {actions: [{rule: travel-insurance-interest, channel: sms}]}
+"""
+    )
+    code, out, err = _run(capsys, "rules", "deploy", str(campaign))
+    assert code == 1
+    assert "FAIL" in out
+    assert "channel 'push' instead of 'sms'" in out
+    assert "rule tests failed; nothing deployed" in err
+    assert topic.read().live == forced.live
+    code, out, _ = _run(capsys, "rules", "deploy", str(campaign), "--skip-tests")
+    assert code == 0
+    skipped = topic.read()
+    assert skipped.bundles[skipped.live].overrides == ["rule tests skipped (--skip-tests)"]

@@ -109,3 +109,81 @@ def test_validate_command_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["rules", "validate", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert f"{tmp_path / 'bad.yaml'}:6:9:" in err and "ruleset refused" in err
+
+
+#: Problems of every kind in one file: unknown keys, bad values, expressions in every part
+#: of a rule (conditions, unless, goal, after), a duplicate id and a wave after no rule.
+EVERY_KIND = """\
+features:
+  - {name: broken, aggregate: sum, event: transaction, value: event.amout}
+rules:
+  - id: a
+    version: 1
+    event: drop_off
+    when:
+      - event.stepp >= 3
+      - event.flow == 3
+      - features.broken > 1
+    channels: [push]
+    template: t
+    priorty: 5
+    unless:
+      within: 30m
+      events:
+        - event: app_click
+          when: event.scren == "x"
+    goal:
+      event: transaction
+      when: event.categry == "x"
+      within: 7d
+  - id: a
+    version: 1
+    event: drop_off
+    channels: [push]
+    template: t
+    cooldwn: 1d
+  - id: b
+    version: 1
+    event: drop_off
+    channels: [fax]
+    template: t
+    wave: {after: zzz, unless: [opened], within: 1d, extra: 1}
+  - id: c
+    version: 1
+    event: drop_off
+    channels: [sms]
+    template: t
+    ttl: 0s
+    after:
+      event: app_click
+      within: 1h
+      when: event.screeen == "x"
+"""
+
+
+def test_every_problem_of_a_file_is_reported_in_one_run(tmp_path: Path) -> None:
+    """Once it took three runs: keys first, then expressions, then the duplicate id."""
+    (tmp_path / "bad.yaml").write_text(EVERY_KIND)
+    with pytest.raises(RuleFileError) as caught:
+        load_ruleset(tmp_path)
+    found = [(p.line, p.message) for p in caught.value.problems]
+    expected = [
+        (2, "has no field 'amout'"),
+        (8, "has no field 'stepp'"),
+        (9, "compares a string with a number"),
+        (13, "unknown key 'priorty'"),
+        (18, "has no field 'scren'"),
+        (21, "has no field 'categry'"),
+        (23, "duplicate rule id 'a'"),
+        (28, "unknown key 'cooldwn'"),
+        (32, "Input should be 'sms', 'push' or 'rm'"),
+        (34, "wave after unknown rule 'zzz'"),
+        (34, "unknown key 'extra'"),
+        (40, "ttl"),
+        (44, "has no field 'screeen'"),
+    ]
+    for line, text in expected:
+        assert any(line == at and text in message for at, message in found), (line, text, found)
+    # the broken feature is reported once, not again in the rule that reads it
+    assert sum("broken" in message for _, message in found) == 1
+    assert len(found) == len(expected), found

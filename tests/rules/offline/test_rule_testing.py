@@ -56,3 +56,34 @@ tests:
     ]
     assert second.failures[0] == "expected 0 action(s), got 1:"
     assert any("platform" in f for f in third.failures)
+
+
+def test_a_rule_that_raises_fails_its_test_with_the_error_shown(tmp_path: Path) -> None:
+    """Before, the test said only "expected 1 action(s), got 0" and hid the exception."""
+    (tmp_path / "r.yaml").write_text(
+        "rules: [{id: r, version: 1, event: transaction, channels: [sms], template: t,"
+        " when: event.amount / event.balance_after > 1}]\n"
+    )
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "t.yaml").write_text(
+        """
+tests:
+  - name: an empty account
+    events:
+      - {at: "2026-11-02T10:00:00Z", type: transaction, amount: "10", currency: EUR,
+         direction: debit, category: card_purchase, balance_after: "0"}
+    expect:
+      actions: [{rule: r}]
+  - name: the error is what this test is about
+    events:
+      - {at: "2026-11-02T10:00:00Z", type: transaction, amount: "10", currency: EUR,
+         direction: debit, category: card_purchase, balance_after: "0"}
+    expect:
+      actions: []
+      suppressed: [{rule: r, reason: rule_error}]
+"""
+    )
+    raised, expected = rule_testing.run_all(tmp_path, load_ruleset(tmp_path))
+    assert raised.failures[0] == "rule 'r' raised DivisionByZero: division by zero"
+    assert raised.failures[1] == "expected 1 action(s), got 0:"
+    assert expected.passed, expected.failures
