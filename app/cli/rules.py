@@ -160,6 +160,7 @@ def _cmd_rules_deploy(args: argparse.Namespace) -> int:
     if args.force and not args.comment.strip():
         print("kairos: --force needs --comment saying why, for the history", file=sys.stderr)
         return EXIT_USAGE
+    topic = _rules_topic(args)  # settings first: a misconfiguration is found before the work
     try:
         files, ruleset = compile_files(args.path)
     except RuleFileError as exc:
@@ -173,7 +174,6 @@ def _cmd_rules_deploy(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILURE
-    topic = _rules_topic(args)
     registry = topic.read()
     if registry.live == ruleset.version:
         print(f"{ruleset.version} is already live on {topic.name}; nothing deployed")

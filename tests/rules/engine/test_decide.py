@@ -149,8 +149,8 @@ def test_a_runtime_error_in_one_rule_does_not_stop_the_others(tmp_path: Path) ->
     (tmp_path / "r.yaml").write_text(
         """
 rules:
-  - {id: divides, version: 1, event: transaction, when: "event.amount / 0 > 1",
-     channels: [sms], template: a}
+  - {id: divides, version: 1, event: transaction, channels: [sms], template: a,
+     when: "event.amount / (event.amount - event.amount) > 1"}
   - {id: fine, version: 1, event: transaction, channels: [sms], template: b}
 """
     )
