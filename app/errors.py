@@ -9,6 +9,7 @@ Its branch of the one error tree (the base is :class:`schemas.errors.KairosError
     │   └── BrokerUnreachableError  no broker answered within --timeout
     ├── TopicReadError          a topic could not be read (app.kafka.topic_reader)
     ├── WorkerStartError        a worker exited or was not ready in time (app.kafka.processes)
+    ├── AlertRulesError         unreadable alert rules or runbook links (app.runbooks)
     └── BacktestInputError      a backtest's input file is missing (app.backtest.run)
 """
 

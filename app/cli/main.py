@@ -20,14 +20,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from app.cli import backtest, demo, generate, report, rules, schemas, topics, worker
+from app.cli import backtest, demo, generate, ops, report, rules, schemas, topics, worker
 from app.cli.common import EXIT_FAILURE, EXIT_USAGE, print_problems
 from app.errors import ConfigurationError
 from rules.errors import RuleFileError
 from schemas.errors import KairosError
 
 #: Command groups in the order ``kairos --help`` lists them.
-_GROUPS = (worker, demo, rules, report, backtest, generate, topics, schemas)
+_GROUPS = (worker, demo, rules, report, backtest, generate, topics, ops, schemas)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -6,7 +6,8 @@ import logging
 from datetime import timedelta
 
 import faust
-from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+from faust.sensors.prometheus import PrometheusMonitor
+from prometheus_client import disable_created_metrics
 
 from agents.clock import Clock, utc_now, warped
 from agents.config import RuntimeConfig
@@ -16,13 +17,14 @@ from app.kafka import bootstrap_servers, startup_ruleset
 from app.settings import Settings
 from app.worker import web
 from app.worker.faust_app import create_app
+from app.worker.faust_sensor import faust_monitor
 from app.worker.gauges import WorkerGauges, rocksdb_sizes
 from app.worker.lag import ConsumerLagProbe
+from app.worker.logs import configure_logging, logging_config
 from rules.engine import EngineOptions
 from schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
-_LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
 
 
 def build(settings: Settings) -> tuple[faust.App, Metrics]:
@@ -36,10 +38,7 @@ def build(settings: Settings) -> tuple[faust.App, Metrics]:
 
     ruleset = startup_ruleset(settings)
     app = create_app(settings)
-    metrics = Metrics()
-    # Faust's own sensor (rebalances, commit and send latency, ...) on the same registry,
-    # under one fixed prefix so dashboards do not depend on the app id.
-    app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(metrics.registry, "kairos_faust"))
+    metrics, app.monitor = worker_metrics()
     health = AgentHealth()
     config = runtime_config(settings)
     installed = pipeline.install(app, config, ruleset, metrics, clock_from(settings), health)
@@ -54,6 +53,25 @@ def build(settings: Settings) -> tuple[faust.App, Metrics]:
         health=health,
     )
     return app, metrics
+
+
+def worker_metrics() -> tuple[Metrics, PrometheusMonitor]:
+    """Our metrics and Faust's sensor on one registry, as ``/metrics`` serves them.
+
+    Faust's sensor (rebalances, commit and send latency, ...) is exported in seconds under
+    one fixed prefix (:mod:`app.worker.faust_sensor`), so dashboards do not depend on the
+    app id. The ``_created`` series prometheus_client adds beside every counter and
+    histogram are switched off: they were a fifth of every scrape, and Prometheus 2 stores
+    them as ordinary gauges nobody queries (the counters' resets are detected without them).
+    Done here in code rather than with ``PROMETHEUS_DISABLE_CREATED_SERIES``, which is read
+    once when prometheus_client is imported: every way of starting a worker gets the same
+    exposition without depending on its environment. The switch is process-wide, which is
+    right for a worker process: this registry is all it exports.
+    """
+    # prometheus_client leaves this one function unannotated
+    disable_created_metrics()  # type: ignore[no-untyped-call]
+    metrics = Metrics()
+    return metrics, faust_monitor(metrics.registry)
 
 
 def runtime_config(settings: Settings) -> RuntimeConfig:
@@ -111,11 +129,16 @@ def _install_worker_gauges(app: faust.App, settings: Settings, metrics: Metrics)
 
 def run(settings: Settings) -> None:
     """Run a worker until SIGINT/SIGTERM; Faust's Worker handles the signals."""
-    # Faust configures logging only once its Worker runs (replacing these handlers); until
-    # then this makes start-up visible, such as which ruleset the worker starts with.
-    logging.basicConfig(level=settings.log_level.upper(), format=_LOG_FORMAT)
-    logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python: the start-up read only
+    # The same configuration now, so start-up (which ruleset the worker starts with) is
+    # logged as everything after it, and again when Faust's Worker sets logging up (it
+    # clears the root handlers first): one format, one redaction, from the first line.
+    configure_logging(settings)
     app, _ = build(settings)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
+    worker = faust.Worker(
+        app,
+        loglevel=settings.log_level.upper(),
+        quiet=True,
+        logging_config=logging_config(settings),
+    )
     worker.execute_from_commandline()

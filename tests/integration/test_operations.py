@@ -79,7 +79,7 @@ def test_operational_metrics_move_under_traffic(kairos: Any) -> None:
     assert sorted(int(labels["partition"]) for labels, _ in lag) == [0, 1, 2, 3]
     keys = worker.metric_samples("kairos_state_table_keys", table="customer_state")
     assert sum(value for _, value in keys) >= len(customers) * 0.5  # RocksDB's estimate
-    assert worker.metric("kairos_faust_rebalance_done_latency_count") >= 1  # Faust sensor
+    assert worker.metric("kairos_faust_rebalance_done_latency_seconds_count") >= 1  # Faust
     assert worker.metric("kairos_faust_messages_received_total") > 0
     assert worker.metric("kairos_worker_ready") == 1
     assert worker.metric_samples("kairos_timers_pending", kind="deferred")

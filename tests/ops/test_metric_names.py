@@ -6,14 +6,14 @@ renamed in ``agents/metrics.py`` makes this fail until ``ops/`` follows.
 
 from __future__ import annotations
 
-from faust.sensors.prometheus import FaustMetrics
 from prometheus_client import CollectorRegistry
 
 from agents.metrics import Metrics
+from app.worker.faust_sensor import faust_metrics
 from tests.ops.metric_refs import family_name, referenced_metrics
 
 #: Faust's own PrometheusMonitor metrics, registered by the worker under this prefix
-#: (app/worker/assembly.py); checked against faust-streaming's FaustMetrics below.
+#: (app/worker/faust_sensor.py, in seconds); checked against what that module exports below.
 FAUST_PREFIX = "kairos_faust_"
 
 #: Produced by a collector that reads the broker and RocksDB at scrape time
@@ -68,12 +68,16 @@ def test_every_referenced_metric_is_exported() -> None:
 
 
 def test_every_referenced_faust_metric_exists_in_faust() -> None:
-    """The kairos_faust_* names are faust-streaming's, prefixed: an upgrade may rename them."""
+    """The kairos_faust_* names are faust-streaming's, prefixed and in seconds.
+
+    Built by the worker's own factory from faust-streaming's ``FaustMetrics``: an upgrade
+    that renames a metric fails here until ``ops/`` follows.
+    """
     referenced = {
         name: where for name, where in referenced_metrics().items() if name.startswith(FAUST_PREFIX)
     }
     registry = CollectorRegistry()
-    FaustMetrics.create(registry, FAUST_PREFIX.rstrip("_"))
+    faust_metrics(registry, FAUST_PREFIX.rstrip("_"))
     missing = _unexported(referenced, exported_names(registry))
     assert not missing, "not among Faust's PrometheusMonitor metrics:\n" + "\n".join(missing)
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from ruamel.yaml import YAML
 
+from app.runbooks import render_directory
+from app.settings import DEFAULT_RUNBOOK_BASE_URL
 from tests.ops import tools
 from tests.ops.metric_refs import dashboard_expressions
 
@@ -28,7 +31,12 @@ MUST_BE_TESTED_BOTH_WAYS = (
     "KairosRecoveryTooLong",
 )
 #: What Grafana substitutes in the dashboard's queries, so promtool can parse them.
-GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "1h", "$instance": ".*"}
+GRAFANA_VARIABLES = {
+    "$__rate_interval": "1m",
+    "$__range": "1h",
+    "$instance": ".*",
+    "$rule": ".*",
+}
 
 
 def _load(path: Path) -> Any:
@@ -73,7 +81,15 @@ def test_every_alert_is_actionable(rule: dict[str, Any]) -> None:
     annotations = rule["annotations"]
     assert annotations["summary"].strip()
     assert annotations["description"].strip()
-    assert annotations["runbook_url"] == f"docs/operations.md#{rule['alert'].lower()}"
+    assert annotations["runbook_url"] == f"{DEFAULT_RUNBOOK_BASE_URL}#{rule['alert'].lower()}"
+
+
+@pytest.mark.parametrize("rule", _alerts(), ids=lambda rule: rule["alert"])
+def test_every_runbook_link_is_absolute(rule: dict[str, Any]) -> None:
+    """Opened from Alertmanager, Grafana or a pager: a relative link leads nowhere."""
+    url = urlsplit(rule["annotations"]["runbook_url"])
+    assert url.scheme == "https" and url.netloc, rule["annotations"]["runbook_url"]
+    assert url.path.endswith("/docs/operations.md")
 
 
 def test_every_runbook_link_lands_on_a_section() -> None:
@@ -82,6 +98,38 @@ def test_every_runbook_link_lands_on_a_section() -> None:
     for rule in _alerts():
         fragment = rule["annotations"]["runbook_url"].partition("#")[2]
         assert fragment in anchors, f"{rule['alert']}: no section #{fragment} in operations.md"
+
+
+def test_the_unit_tests_expect_the_rules_runbook_links() -> None:
+    """alerts.test.yml states each firing alert's annotations: its links must be the rules'."""
+    links = {rule["alert"]: rule["annotations"]["runbook_url"] for rule in _alerts()}
+    checked = 0
+    for test in _load(PROMETHEUS / "alerts.test.yml")["tests"]:
+        for case in test.get("alert_rule_test", []):
+            for alert in case.get("exp_alerts") or []:
+                expected = alert.get("exp_annotations", {}).get("runbook_url")
+                if expected is not None:
+                    assert expected == links[case["alertname"]], case["alertname"]
+                    checked += 1
+    assert checked >= len(MUST_BE_TESTED_BOTH_WAYS)
+
+
+def test_the_rules_rendered_for_another_base_still_pass_their_unit_tests(
+    tmp_path: Path,
+) -> None:
+    """What `kairos ops alerts` writes is what an operator deploys: it must still load."""
+    promtool = tools.promtool()
+    render_directory(tmp_path, "https://wiki.bank.example/sre/kairos-operations")
+    rendered = _load(tmp_path / "alerts.yml")
+    for group in rendered["groups"]:
+        for rule in group["rules"]:
+            assert rule["annotations"]["runbook_url"].startswith(
+                "https://wiki.bank.example/sre/kairos-operations#"
+            )
+    result = tools.run([promtool, "check", "rules", tmp_path / "alerts.yml"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    result = tools.run([promtool, "test", "rules", tmp_path / "alerts.test.yml"])
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_the_key_alerts_are_tested_firing_and_quiet() -> None:

@@ -52,11 +52,17 @@ def compose() -> list[str]:
     missing("docker-compose (or the docker compose plugin)")
 
 
-def run(command: list[str | Path], cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    """Run a tool in the repository; the result carries its output for assertion messages."""
+def run(
+    command: list[str | Path], cwd: Path = REPO, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a tool in the repository; the result carries its output for assertion messages.
+
+    ``stdin`` is fed to the tool (``promtool check metrics`` reads a scrape from it).
+    """
     return subprocess.run(
         [str(part) for part in command],
         cwd=cwd,
+        input=stdin,
         capture_output=True,
         text=True,
         check=False,
