@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+from rules.engine import ACTION_PATHS
+from schemas.actions import Channel
 from schemas.events import EVENT_TYPES
 
 #: Seconds; from sub-100 ms (the target) to minutes (a worker catching up on a backlog).
@@ -24,6 +26,10 @@ TIMER_KINDS = ("absence", "deferred", "window", "wave")
 FEEDBACK_BUCKETS = (1.0, 5.0, 30.0, 60.0, 300.0, 1800.0, 3600.0, 4 * 3600.0, 86400.0, 3 * 86400.0)
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+#: Seconds an action leaves after it was due: a tick on time is under the scheduler's 1 s
+#: interval, an RM queue hop a few seconds, a worker catching up minutes to an hour.
+LATENESS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0)
 
 
 @dataclass
@@ -109,6 +115,16 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.action_lateness = Histogram(
+            "kairos_action_lateness_seconds",
+            "From when an action was due to its being produced, by channel and path: direct "
+            "(due at its event), timer (a wait, wave or window; due when it fires), deferred "
+            "(quiet hours, an RM's next working day; due when the deferral ends) and rm_queue "
+            "(through the RM capacity queue; due when it was before it queued).",
+            ["channel", "path"],
+            buckets=LATENESS_BUCKETS,
+            registry=r,
+        )
         self.ruleset = Info("kairos_ruleset", "The ruleset version in force.", registry=r)
         self.ruleset_swaps = Counter(
             "kairos_ruleset_swaps_total",
@@ -176,6 +192,9 @@ class Metrics:
             self.timers_pending.labels(kind).set(0)
         for outcome in ("granted", "full"):
             self.rm_capacity.labels(outcome)
+        for channel in Channel:  # every path present from the start: 12 bounded series
+            for path in ACTION_PATHS:
+                self.action_lateness.labels(channel.value, path)
         for event_type in EVENT_TYPES:  # a worker that saw no late or repeated event reads 0
             self.events_late.labels(event_type)
             self.events_duplicate.labels(event_type)

@@ -184,6 +184,8 @@ def install(
                     processor.process_rm_request(_as_input(event.message), checkpoint.view), event
                 )
                 await checkpoint.complete()
+                for processed in checkpoint.processed:  # granted RM contacts leave from here
+                    processor.observe_latency(processed)
 
     app.agent(rm_requests, name="reserve_rm_capacity", concurrency=1)(reserve_rm_capacity)
 

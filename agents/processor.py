@@ -163,8 +163,17 @@ class EventProcessor:
         )
 
     def observe_latency(self, processed: Processed) -> None:
-        """Record event→action latency at the moment the actions are handed to the producer."""
+        """Record event→action latency, and every action's lateness, once the broker has them.
+
+        Latency covers the actions decided on their event only (a timer-fired one waited on
+        purpose); lateness covers every action, against when it was due, so contacts that
+        leave from a timer, a deferral or the RM queue are measured too.
+        """
         now = self.clock()
+        for due in processed.due_actions:
+            self.metrics.action_lateness.labels(due.channel, due.path).observe(
+                max((now - due.due_at).total_seconds(), 0.0)
+            )
         for occurred_at, ingested in processed.actions_from:
             self.metrics.decision_latency.labels("occurred").observe(
                 max((now - occurred_at).total_seconds(), 0.0)

@@ -5,6 +5,7 @@ Its branch of the one error tree (the base is :class:`schemas.errors.KairosError
     KairosError
     ├── RuleError               a rule is wrong: the running ruleset stays in force
     │   ├── RuleFileError       one or more problems, each with file, line and column
+    │   ├── HolidayCalendarError a policy names a holiday calendar the library lacks
     │   └── ParamsTooLargeError rendered params over their limit (rules.language.params)
     ├── ExpressionError         a condition or placeholder that does not compile
     └── DeploymentError         the rules topic is unreachable, or its live version unusable
@@ -44,6 +45,14 @@ class RuleFileError(RuleError):
         self.problems = problems
         lines = "\n".join(f"  {p}" for p in problems)
         super().__init__(f"{len(problems)} problem(s) in the rules:\n{lines}")
+
+
+class HolidayCalendarError(RuleError, ValueError):
+    """The policy names a country or subdivision the ``holidays`` library has no calendar for.
+
+    A ``ValueError`` too, so that the policy model reports it as a problem at the line
+    that names the calendar, like any other wrong value in a rule file.
+    """
 
 
 class DeploymentError(KairosError):

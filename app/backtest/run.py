@@ -19,7 +19,7 @@ from typing import IO, Literal, Protocol, TypeVar
 
 from pydantic import ValidationError
 
-from app.backtest.progress import ProgressBar
+from app.progress import Progress
 from rules.engine import EngineOptions
 from rules.language.loader import load_ruleset
 from rules.language.yaml_reader import plain_yaml, read_document
@@ -237,7 +237,7 @@ def run_backtest(
     ]
     for backtest in backtests:
         backtest.keep_actions = keep_actions
-    bar = ProgressBar("backtest", enabled=progress)
+    bar = Progress("backtest", "events", sized=True, enabled=progress)
     started = time.perf_counter()
     count = 0
     for kind, raw in source.records():
@@ -249,7 +249,7 @@ def run_backtest(
             continue
         count += 1
         if count % 4096 == 0:
-            bar.update(source.fraction_read, count)
+            bar.update(count, source.fraction_read)
         try:
             event = decode_event(raw)
         except InvalidEventError as exc:

@@ -8,13 +8,41 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 from app.cli.common import Commands, reach_broker
 
 if TYPE_CHECKING:
+    from app.progress import Progress
     from rules.offline.report import RuleReport
+    from schemas.conversions import Conversion
+    from schemas.decisions import Decision
+    from schemas.feedback import Feedback
+    from schemas.topics import TopicNames
+
+#: Records between two progress updates: the bar redraws on time, not on every record.
+_PROGRESS_EVERY = 256
+
+
+class Record(Protocol):
+    """What the report reads of a topic's record (kafka-python's ``ConsumerRecord``)."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def value(self) -> bytes: ...
+
+
+@dataclass
+class ReportInputs:
+    """The decisions, conversions and channel reports read from the topics."""
+
+    decisions: list[Decision] = field(default_factory=list)
+    conversions: list[Conversion] = field(default_factory=list)
+    feedback: list[Feedback] = field(default_factory=list)
 
 
 def add_commands(commands: Commands) -> None:
@@ -25,46 +53,68 @@ def add_commands(commands: Commands) -> None:
     )
     report.add_argument("--json", action="store_true", help="JSON instead of a table")
     report.add_argument("--timeout", type=float, default=120.0, help="seconds to read the topics")
+    report.add_argument(
+        "--progress",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="progress while reading the topics, on stderr (auto: when it is a terminal)",
+    )
     report.set_defaults(handler=_cmd_report)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from app.kafka import bootstrap_servers, read_to_end
+    from app.progress import Progress
     from app.settings import load_settings
     from rules.offline.report import build_report
-    from schemas.codec import decode_feedback, parse_as
-    from schemas.conversions import Conversion
-    from schemas.decisions import Decision
-    from schemas.errors import InvalidEventError
-    from schemas.feedback import Feedback
     from schemas.topics import TopicNames
 
     settings = load_settings()
     topics = TopicNames(settings.topic_prefix)
     bootstrap = bootstrap_servers(settings.broker_url)
     remaining = reach_broker(bootstrap, args.timeout)
-    decisions: list[Decision] = []
-    conversions: list[Conversion] = []
-    feedback: list[Feedback] = []
     records = read_to_end(
         bootstrap,
         [topics.decisions, topics.conversions, topics.feedback],
         timeout=remaining,
         client_id="kairos-report",
     )
-    for record in records:
-        if record.topic == topics.decisions:
-            decisions.append(parse_as(Decision, record.value))
-        elif record.topic == topics.conversions:
-            conversions.append(parse_as(Conversion, record.value))
-        else:
-            try:  # channel systems write this topic: the worker dead-letters what is wrong
-                feedback.append(decode_feedback(record.value))
-            except InvalidEventError:
-                continue
-    reports = build_report(decisions, conversions, feedback)
+    enabled = None if args.progress == "auto" else args.progress == "on"
+    with Progress("report", "records", enabled=enabled) as progress:
+        inputs = read_inputs(records, topics, progress)
+    reports = build_report(inputs.decisions, inputs.conversions, inputs.feedback)
     print(to_json(reports) if args.json else render_table(reports))
     return 0
+
+
+def read_inputs(records: Iterable[Record], topics: TopicNames, progress: Progress) -> ReportInputs:
+    """Parse the topics' records, counting them on ``progress`` as they arrive.
+
+    Reading the topics to their end is what takes minutes, and their size is not known up
+    front (the broker's end offsets are not trusted): the count and the rate show that it
+    moves.
+    """
+    from schemas.codec import decode_feedback, parse_as
+    from schemas.conversions import Conversion
+    from schemas.decisions import Decision
+    from schemas.errors import InvalidEventError
+
+    inputs = ReportInputs()
+    count = 0
+    for count, record in enumerate(records, start=1):
+        if count % _PROGRESS_EVERY == 0:
+            progress.update(count)
+        if record.topic == topics.decisions:
+            inputs.decisions.append(parse_as(Decision, record.value))
+        elif record.topic == topics.conversions:
+            inputs.conversions.append(parse_as(Conversion, record.value))
+        else:
+            try:  # channel systems write this topic: the worker dead-letters what is wrong
+                inputs.feedback.append(decode_feedback(record.value))
+            except InvalidEventError:
+                continue
+    progress.update(count)
+    return inputs
 
 
 def render_table(reports: list[RuleReport]) -> str:

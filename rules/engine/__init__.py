@@ -37,6 +37,9 @@ from rules.engine.entry_points import (
 )
 from rules.engine.rm_capacity import RmSettlement, counter_key, settle_request
 from rules.engine.verdict import (
+    ACTION_PATHS,
+    ActionPath,
+    ActionTiming,
     EngineOptions,
     RuleFailure,
     TimerChange,
@@ -46,6 +49,9 @@ from rules.engine.verdict import (
 )
 
 __all__ = [
+    "ACTION_PATHS",
+    "ActionPath",
+    "ActionTiming",
     "CustomerInput",
     "EngineOptions",
     "RmSettlement",

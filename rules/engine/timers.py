@@ -22,6 +22,7 @@ from rules.engine.verdict import (
     failure_text,
     fires_at,
     holds,
+    timer_timing,
 )
 from rules.ruleset import CompiledPattern, CompiledRule
 from rules.state_update import evolve
@@ -87,6 +88,7 @@ def fire_due(moment: Moment) -> None:
         if timer.kind == "wave":
             wave = _due_wave(moment, timer)
             if wave is not None:
+                wave.timing = timer_timing(timer, grace)
                 fired.append(wave)
             continue
         rule = moment.ruleset.by_id.get(timer.rule_id)
@@ -110,7 +112,8 @@ def fire_due(moment: Moment) -> None:
             continue
         moment.timers.append(TimerChange(rule.id, "fired"))
         context = moment.context(start, moment.state.features)
-        fired.append(Fired(rule, context, start, evidence(rule, context)))
+        timing = timer_timing(timer, grace)
+        fired.append(Fired(rule, context, start, evidence(rule, context), timing=timing))
     settle(moment, fired)  # everything due now is one moment: one contact at most
 
 

@@ -92,6 +92,26 @@ class TimerChange:
     change: str  # "scheduled" | "cancelled" | "fired" | "dropped"
 
 
+#: How a contact left: decided as its input arrived (``direct``), fired by an absence wait, a
+#: wave or a decision window (``timer``), sent when a deferral ended (``deferred``: quiet
+#: hours, an RM's next working day), or through the RM capacity queue (``rm_queue``).
+ActionPath = Literal["direct", "timer", "deferred", "rm_queue"]
+ACTION_PATHS: tuple[ActionPath, ...] = ("direct", "timer", "deferred", "rm_queue")
+
+
+@dataclass(frozen=True)
+class ActionTiming:
+    """When a contact was due, and by which path it left: the drivers measure lateness.
+
+    A contact that waited on purpose (an absence wait, quiet hours, the next working day)
+    is late only past the moment it was due, not past its triggering event; without this,
+    only contacts decided on their event could be timed at all.
+    """
+
+    path: ActionPath
+    due_at: datetime
+
+
 @dataclass(frozen=True)
 class Verdict:
     """Everything ``decide`` concluded; the caller persists ``state`` and emits the rest."""
@@ -113,6 +133,8 @@ class Verdict:
 
     #: When the customer's earliest pending timer should fire (for the scheduler).
     wake_up_at: datetime | None = None
+    #: For each action, by ``action_id``: its path and when it was due.
+    timings: Mapping[str, ActionTiming] = field(default_factory=dict)
 
 
 @dataclass
@@ -125,6 +147,12 @@ class Fired:
     evidence: dict[str, Any]
     #: For a campaign's later wave: the timer it fired from (campaign, wave, parent action).
     wave_of: PendingTimer | None = None
+    #: When its contact is due and by which path; ``None``: at its event, decided directly.
+    timing: ActionTiming | None = None
+
+    def due(self) -> ActionTiming:
+        """The contact's timing: a fired timer's, or due at its event when decided directly."""
+        return self.timing or ActionTiming("direct", self.event.occurred_at)
 
 
 def holds(conditions: Any, context: EvaluationContext) -> bool:
@@ -188,3 +216,13 @@ def fires_at(timer: Due, grace: timedelta) -> datetime:
     to wait for once its quiet hours end.
     """
     return timer.due_at + grace if timer.kind in WAITS else timer.due_at
+
+
+def timer_timing(timer: Due, grace: timedelta) -> ActionTiming:
+    """A contact fired by ``timer`` is due when the timer fires (a wait's grace included).
+
+    The grace is deliberate (a late exit event may still cancel the wait), so lateness
+    counts only what the scheduler, the broker and the worker added after it.
+    """
+    path: ActionPath = "deferred" if timer.kind == "deferred" else "timer"
+    return ActionTiming(path, fires_at(timer, grace))

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rules.engine.arbitration import settle
-from rules.engine.verdict import Fired, TimerChange, evidence
+from rules.engine.verdict import ActionTiming, Fired, TimerChange, evidence
 from rules.ruleset import CompiledRule
 from rules.state_update import evolve
 from schemas.decisions import Outcome, Reason
@@ -67,7 +67,10 @@ def on_feedback(moment: Moment, feedback: Feedback) -> None:
     if len(kept) == len(moment.state.timers):
         return
     moment.state = evolve(moment.state, {"timers": kept})
-    settle(moment, [item for timer in firing if (item := fire(moment, timer)) is not None])
+    fired = [item for timer in firing if (item := fire(moment, timer)) is not None]
+    for item in fired:  # sent on the report, as it arrived: due when the channel reported
+        item.timing = ActionTiming("direct", feedback.occurred_at)
+    settle(moment, fired)
 
 
 def fire(moment: Moment, timer: PendingTimer) -> Fired | None:

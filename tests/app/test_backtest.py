@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from app.backtest import BacktestInputError, Responses, run_backtest
-from app.backtest.progress import ProgressBar
 from app.cli import main
 from app.settings import EXAMPLE_RULES
 from rules.errors import RuleFileError
@@ -194,14 +193,6 @@ def test_the_command_writes_a_report_csv_and_a_self_contained_chart(
     tags.feed(page)
     assert tags.tags.count("svg") == 2 and "script" not in tags.tags
     assert "http" not in page, "self-contained: nothing to fetch"
-
-
-def test_the_progress_bar_draws_on_a_terminal_only() -> None:
-    shown, hidden = io.StringIO(), io.StringIO()
-    ProgressBar("backtest", stream=shown, enabled=True).close(count=1234)
-    ProgressBar("backtest", stream=hidden).update(0.5, 10)  # StringIO is not a tty
-    assert "100%" in shown.getvalue() and "1,234 events" in shown.getvalue()
-    assert hidden.getvalue() == ""
 
 
 def test_recorded_feedback_is_replayed_where_it_arrived_and_ends_or_leaves_the_waves(

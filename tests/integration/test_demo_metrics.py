@@ -30,6 +30,7 @@ MOVING = (
     "kairos_actions_total",
     "kairos_suppressions_total",
     "kairos_decision_latency_seconds_count",
+    "kairos_action_lateness_seconds_count",
     "kairos_state_table_keys",
     "kairos_worker_ready",
     "kairos_faust_messages_received_total",
@@ -46,6 +47,19 @@ def _scrape(port: int) -> dict[str, float]:
             totals[family_name(sample.name)] += 0.0
             totals[sample.name] += sample.value
     return totals
+
+
+def _timed_paths(port: int) -> set[str]:
+    """The paths of the actions the worker has timed against when they were due."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        sample.labels["path"]
+        for family in text_string_to_metric_families(text)
+        if family.name == "kairos_action_lateness_seconds"
+        for sample in family.samples
+        if sample.name.endswith("_count") and sample.value > 0
+    }
 
 
 def _crash_and_see_the_demo_restart_its_worker(log: Path, port: int) -> None:
@@ -79,19 +93,23 @@ def test_demo_traffic_moves_every_metric_the_dashboard_and_alerts_use(tmp_path: 
     try:
         deadline = time.monotonic() + 150
         scraped: dict[str, float] = {}
+        paths: set[str] = set()
         while time.monotonic() < deadline and demo.poll() is None:
             try:
-                scraped = _scrape(port)
+                scraped, paths = _scrape(port), _timed_paths(port)
             except OSError:
-                scraped = {}
+                scraped, paths = {}, set()
             if (
                 all(scraped.get(name, 0) > 0 for name in MOVING)
                 and scraped.get("kairos_consumer_lag") is not None
+                and paths - {"direct"}
             ):
                 break
             time.sleep(1)
         still = [name for name in MOVING if scraped.get(name, 0) <= 0]
         assert not still, f"not moving under demo traffic: {still}; see {tmp_path}/demo.log"
+        # contacts that waited (an absence wait, quiet hours, the RM queue) are timed too
+        assert paths - {"direct"}, f"only {paths} timed; see {tmp_path}/demo.log"
         missing = {
             name: sorted(where)
             for name, where in referenced_metrics().items()
