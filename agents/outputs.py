@@ -14,7 +14,7 @@ from datetime import datetime
 from agents.clock import Clock
 from agents.decode import InputMessage
 from agents.metrics import Metrics
-from rules.engine import RmSettlement, Verdict
+from rules.engine import ActionPath, RmSettlement, Verdict
 from schemas.capacity import RmRequest
 from schemas.codec import encode, encode_state
 from schemas.dead_letter import MAX_RAW_BYTES, DeadLetter
@@ -44,12 +44,23 @@ class TimerSummary:
     kinds: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class DueAction:
+    """An emitted action's channel and path, and when it was due: for its lateness."""
+
+    channel: str
+    path: ActionPath
+    due_at: datetime
+
+
 @dataclass
 class Processed:
     """What one message produced: messages to emit, latency origins, the timers left."""
 
     outputs: list[Output] = field(default_factory=list)
     actions_from: list[tuple[datetime, float | None]] = field(default_factory=list)
+    #: Every action emitted, timed once the broker has it (``EventProcessor.observe_latency``).
+    due_actions: list[DueAction] = field(default_factory=list)
     timers: TimerSummary | None = None
     #: ``(key, state bytes)`` to store — only once every output is acknowledged, so a crash
     #: in between re-processes the message (same ids) instead of losing its contacts.
@@ -113,8 +124,17 @@ class OutputEncoder:
             processed.outputs.append(Output(topics.actions(action.channel), key, encode(action)))
             if origin is not None and action.trigger_event_ids == [origin[0]]:
                 processed.actions_from.append(origin[1:])  # timer-fired ones waited on purpose
+            timing = verdict.timings.get(action.action_id)
+            if timing is not None:
+                processed.due_actions.append(
+                    DueAction(action.channel.value, timing.path, timing.due_at)
+                )
         if changed:
-            processed.state = (key, encode_state(verdict.state.with_decisions(verdict.decisions)))
+            # An RM contact asked of its RM's capacity is published by the RM's owner, if
+            # granted; the customer's state records it now (see ``rules.engine.rm_capacity``).
+            asked = [request.decision for request in verdict.rm_requests]
+            remembered = verdict.state.with_decisions([*verdict.decisions, *asked])
+            processed.state = (key, encode_state(remembered))
         processed.timers = TimerSummary(
             customer_id=verdict.state.customer_id,
             next_due=verdict.wake_up_at,
@@ -136,11 +156,14 @@ class OutputEncoder:
         self.metrics.rm_capacity.labels("granted").inc()
         self.metrics.actions.labels(action.channel.value, action.rule_id).inc()
         self.metrics.rule_fires.labels(request.decision.rule_id).inc()
+        # an older worker's request carries no due time: due when it was decided, then
+        due_at = request.due_at or request.decision.decided_at
         return Processed(
             outputs=[
                 Output(self.topics.decisions, customer, encode(request.decision)),
                 Output(self.topics.actions(action.channel), customer, encode(action)),
             ],
+            due_actions=[DueAction(action.channel.value, "rm_queue", due_at)],
             state=(counter_key, str(settled.used).encode()),
         )
 
@@ -167,6 +190,13 @@ class OutputEncoder:
             message.partition,
             message.offset,
             error.error_type,
+            # fields of their own in JSON logs (KAIROS_LOG_FORMAT=json), to filter on
+            extra={
+                "topic": message.topic,
+                "partition": message.partition,
+                "offset": message.offset,
+                "error_type": error.error_type,
+            },
         )
         return Processed(
             outputs=[Output(self.topics.dead_letter, message.key or b"", encode(record))]

@@ -15,6 +15,7 @@ from pydantic import (
     AwareDatetime,
     BaseModel,
     Field,
+    HttpUrl,
     Secret,
     SecretBytes,
     SecretStr,
@@ -29,6 +30,12 @@ from app.errors import ConfigurationError
 #: A guessable token would expose personal data; 16 random characters is the floor.
 MIN_TOKEN_LENGTH = 16
 EXAMPLE_RULES = Path(__file__).resolve().parent.parent / "rules" / "examples"
+#: ``KAIROS_LOG_FORMAT``: Faust's text lines, or one JSON object per line (app/worker/logs.py).
+LogFormat = Literal["text", "json"]
+#: The operations guide on the project's public repository (pyproject.toml's
+#: ``[project.urls]``): what alert links open unless ``KAIROS_RUNBOOK_BASE_URL`` says
+#: otherwise, e.g. a copy on the bank's intranet.
+DEFAULT_RUNBOOK_BASE_URL = "https://github.com/kairos-oss/kairos/blob/main/docs/operations.md"
 
 
 class Settings(BaseSettings):
@@ -131,6 +138,17 @@ class Settings(BaseSettings):
     clock_wall_origin: float = Field(default=0.0, description="Demo only: Unix time of origin.")
     clock_speed: float = Field(default=1.0, gt=0, description="Demo only: simulated s per real s.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: LogFormat = Field(
+        default="text",
+        description="text: Faust's lines; json: one JSON object per line for a log pipeline "
+        "(app/worker/logs.py). Both are redacted the same way.",
+    )
+    runbook_base_url: HttpUrl = Field(
+        default=HttpUrl(DEFAULT_RUNBOOK_BASE_URL),
+        description="Where the alerts' runbook links point (`kairos ops alerts` renders "
+        "the alert rules with it): the operations guide, each alert's section appended "
+        "as #<alert name in lower case>.",
+    )
 
     @field_validator("customer_api_token", mode="before")
     @classmethod
@@ -145,6 +163,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"must be at least {MIN_TOKEN_LENGTH} characters "
                 "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
+        return value
+
+    @field_validator("runbook_base_url")
+    @classmethod
+    def _no_fragment(cls, value: HttpUrl) -> HttpUrl:
+        if value.fragment is not None:
+            raise ValueError(
+                "must not have a #fragment: each alert's section is appended to it as one"
             )
         return value
 

@@ -18,9 +18,19 @@ from datetime import date, datetime, time, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from rules.language.durations import DURATION_PATTERN, Duration, PositiveDuration, parse_duration
+from rules.working_days import calendar, next_working_day
 from schemas.actions import Channel
 from schemas.feedback import ENGAGED
 from schemas.state import ContactRecord
@@ -111,6 +121,34 @@ class QuietHoursSpec(_Strict):
         return self
 
 
+class HolidayCalendarSpec(_Strict):
+    """The public holidays the RMs do not work, as the ``holidays`` library knows them."""
+
+    country: str = Field(
+        description="ISO 3166-1 alpha-2 code of the RMs' country (GB, ES, ...); its public "
+        "holidays and its weekend, as the holidays library defines them."
+    )
+    subdivision: str | None = Field(
+        default=None,
+        description="Where holidays differ by region: the subdivision's code (ENG for "
+        "England, MD for Madrid, ...); none: the country's nationwide holidays only.",
+    )
+
+    @field_validator("country")
+    @classmethod
+    def _known_country(cls, country: str) -> str:
+        calendar(country)  # raises HolidayCalendarError (a ValueError) with what exists
+        return country
+
+    @field_validator("subdivision")
+    @classmethod
+    def _known_subdivision(cls, subdivision: str | None, info: ValidationInfo) -> str | None:
+        country = info.data.get("country")  # absent when the country itself was refused
+        if subdivision is not None and country is not None:
+            calendar(country, subdivision)
+        return subdivision
+
+
 class RmCapacitySpec(_Strict):
     """A relationship manager (or branch) takes at most ``daily_limit`` contacts a day."""
 
@@ -122,6 +160,11 @@ class RmCapacitySpec(_Strict):
     )
     timezone: str = Field(default="UTC", description="IANA zone of the RMs' working day.")
     opens_at: ClockTime = Field(default=time(9, 0), description="When a working day starts.")
+    holidays: HolidayCalendarSpec | None = Field(
+        default=None,
+        description="The RMs' public holidays and weekend, which a next_day retry skips; "
+        "none named: it skips Saturday and Sunday only.",
+    )
 
     @model_validator(mode="after")
     def _zone(self) -> RmCapacitySpec:
@@ -204,22 +247,36 @@ class Policy:
         )
 
     def rm_day(self, now: datetime) -> tuple[str, datetime]:
-        """The RMs' current working day, and when the next one opens (UTC)."""
-        assert self.rm_capacity is not None
-        zone = ZoneInfo(self.rm_capacity.timezone)
-        local = now.astimezone(zone)
-        tomorrow = local.date() + timedelta(days=1)
-        return local.date().isoformat(), _local_instant(tomorrow, self.rm_capacity.opens_at, zone)
+        """The RMs' current day, and when their next working day opens (UTC).
+
+        Both in the RMs' time zone: the weekend and the holidays skipped are those of the
+        calendar the policy names (``rm_capacity.holidays``), else Saturday and Sunday.
+        """
+        spec = self.rm_capacity
+        assert spec is not None
+        zone = ZoneInfo(spec.timezone)
+        today = now.astimezone(zone).date()
+        holidays = spec.holidays
+        following = (
+            next_working_day(today, holidays.country, holidays.subdivision)
+            if holidays is not None
+            else next_working_day(today)
+        )
+        return today.isoformat(), _local_instant(following, spec.opens_at, zone)
 
     # -- caps ------------------------------------------------------------------------------
 
     def capped_channels(
         self, history: Iterable[ContactRecord], now: datetime, zone: ZoneInfo
-    ) -> tuple[set[Channel], str | None]:
-        """Channels whose cap is reached now, and why; every channel if an ``any`` cap is."""
+    ) -> dict[Channel, str]:
+        """Channels whose cap is reached now, each with why; every channel if an ``any`` cap is.
+
+        The reason leaves the channel out ("2 of 2 per day"): whoever reports it names the
+        channel once ("sms: 2 of 2 per day"), and each channel gets only the caps that hold
+        it, not every cap reached.
+        """
         history = list(history)
-        capped: set[Channel] = set()
-        reasons = []
+        reasons: dict[Channel, list[str]] = {}
         for cap in self.caps:
             used = sum(
                 1
@@ -228,10 +285,13 @@ class Policy:
                 and _same_period(record.at, now, cap.per, zone)
             )
             if used >= cap.max:
-                label = cap.per if isinstance(cap.per, str) else f"{cap.per}"
-                reasons.append(f"{cap.channel}: {used} of {cap.max} per {label}")
-                capped.update(Channel if cap.channel == "any" else {Channel(cap.channel)})
-        return capped, "; ".join(reasons) or None
+                why = f"{used} of {cap.max} per {_period_label(cap.per)}"
+                held = Channel if cap.channel == "any" else (Channel(cap.channel),)
+                for channel in held:
+                    reasons.setdefault(channel, []).append(
+                        f"{why} across channels" if cap.channel == "any" else why
+                    )
+        return {channel: "; ".join(why) for channel, why in reasons.items()}
 
     # -- fatigue -----------------------------------------------------------------------------
 
@@ -307,6 +367,17 @@ def _local_instant(day: date, at: time, zone: ZoneInfo) -> datetime:
         # in a spring-forward gap: the wall clock skips this time; use the gap's end
         candidate = (naive + timedelta(hours=1)).replace(tzinfo=zone)
     return candidate.astimezone(ZoneInfo("UTC"))
+
+
+def _period_label(per: Literal["day", "week"] | timedelta) -> str:
+    """A cap's period as the rule file writes it: ``day``, ``week``, ``7d``, ``36h``."""
+    if isinstance(per, str):
+        return per
+    seconds = int(per.total_seconds())
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def _same_period(

@@ -30,6 +30,9 @@ class RmRequest(BaseModel):
     daily_limit: int
     when_full: WhenFull
     retry_at: AwareDatetime  # for next_day: when the next working day opens
+    #: When the contact was due before it queued (its event's time, or its timer's), so the
+    #: granting worker can tell how late it leaves; absent from an older worker's requests.
+    due_at: AwareDatetime | None = None
     action: Action
     decision: Decision  # the "sent" decision to record if granted
     start_event: Event
@@ -46,4 +49,8 @@ class RmReply(BaseModel):
     day: str
     when_full: WhenFull
     retry_at: AwareDatetime
+    due_at: AwareDatetime | None = None  # the request's, for a fallback contact's lateness
+    #: The refused "sent" decision, which the customer's state recorded when it asked and
+    #: must forget now; absent from an older worker's replies.
+    decision_id: str | None = None
     start_event: Event

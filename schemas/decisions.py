@@ -75,4 +75,10 @@ class Decision(BaseModel):
         description="For a rule in a multi-wave campaign: the campaign (its first rule).",
     )
     wave: int | None = Field(default=None, description="That rule's wave in it; the first is 1.")
+    deferred_until: AwareDatetime | None = Field(
+        default=None,
+        description="For a deferred decision: when the contact is due again (the end of quiet "
+        "hours, an RM's next working day), when it is re-checked against consent, caps and "
+        "expiry. Null for every other outcome.",
+    )
     schema_version: int = 1

@@ -24,9 +24,11 @@ class Consent(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    sms: StrictBool = False
-    push: StrictBool = False
-    rm: StrictBool = False
+    sms: StrictBool = Field(default=False, description="Marketing by SMS allowed.")
+    push: StrictBool = Field(default=False, description="Marketing by app push allowed.")
+    rm: StrictBool = Field(
+        default=False, description="Contact by the relationship manager (or branch) allowed."
+    )
 
     @model_validator(mode="after")
     def _extra_fields_are_finite(self) -> Consent:
@@ -35,25 +37,51 @@ class Consent(BaseModel):
 
 
 class CustomerProfile(BaseModel):
-    """The latest known profile of one customer."""
+    """The latest known profile of one customer.
+
+    The README's profile table documents these fields for producers, and
+    ``tests/schemas/test_profile_contract_docs.py`` holds it to them.
+    """
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    customer_id: NonEmptyStr
-    updated_at: BankTime
-    schema_version: int = Field(default=1, ge=1, le=MAX_COUNT)
+    customer_id: NonEmptyStr = Field(description="Also the Kafka message key.")
+    updated_at: BankTime = Field(
+        description="When the bank last changed the profile, RFC 3339 with offset. A profile "
+        "replaces the stored one only if it is newer: an older one is ignored, an equal one is "
+        "a re-delivery (the stored one, with any unsubscribe reported since, is kept)."
+    )
+    schema_version: int = Field(
+        default=1, ge=1, le=MAX_COUNT, description="The record format's version; 1 today."
+    )
     tier: NonEmptyStr = Field(description="e.g. mass, affluent, private")
-    tags: Annotated[list[str], Field(max_length=64)] = []
-    lifecycle_stage: str = "active"
-    consent: Consent = Consent()
+    tags: Annotated[list[str], Field(max_length=64)] = Field(
+        default=[], description="Free labels rules can test, e.g. homeowner, digital_first."
+    )
+    lifecycle_stage: str = Field(default="active", description="e.g. onboarding, active, dormant")
+    consent: Consent = Field(
+        default=Consent(),
+        description="Per-channel marketing consent. Absent, or a channel absent from it, means "
+        "no: every contact on that channel is suppressed as no_consent.",
+    )
     marketing_opt_out: StrictBool = Field(
         default=False, description="Overrides every channel consent: no marketing at all."
     )
-    push_enabled: StrictBool = False
-    timezone: str = Field(default="UTC", description="IANA name, e.g. Europe/Madrid")
-    language: str = "en"
-    rm_id: str | None = None
-    branch_id: str | None = None
+    push_enabled: StrictBool = Field(
+        default=False, description="Notifications enabled on the device; push needs it."
+    )
+    timezone: str = Field(
+        default="UTC",
+        description="IANA name, e.g. Europe/Madrid: quiet hours and daily or weekly caps are "
+        "the customer's local time.",
+    )
+    language: str = Field(default="en", description="e.g. es; rules can test it.")
+    rm_id: str | None = Field(
+        default=None, description="The relationship manager; the rm channel needs it or a branch."
+    )
+    branch_id: str | None = Field(
+        default=None, description="The branch; RM capacity may be counted per branch."
+    )
 
     @model_validator(mode="after")
     def _extra_fields_are_finite(self) -> CustomerProfile:

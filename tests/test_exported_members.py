@@ -29,7 +29,8 @@ EXPORTED: dict[str, set[str]] = {
         "compile_expression", "parse_duration", "plain_yaml", "read_field",
     },
     "rules.engine": {
-        "CustomerInput", "EngineOptions", "RmSettlement", "RuleFailure", "TimerChange",
+        "ACTION_PATHS", "ActionPath", "ActionTiming", "CustomerInput", "EngineOptions",
+        "RmSettlement", "RuleFailure", "TimerChange",
         "Verdict", "apply_feedback", "apply_profile_update", "counter_key", "decide", "dispatch",
         "fire_due_timers", "fires_at", "handle_rm_capacity_full", "in_holdout",
         "settle_request", "update_profile",

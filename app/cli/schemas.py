@@ -1,4 +1,4 @@
-"""``kairos schemas``: wire contract tooling (the published JSON Schema files)."""
+"""``kairos schemas``: wire contract tooling (the JSON Schema files, the AsyncAPI document)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ def add_commands(commands: Commands) -> None:
     schemas = commands.add_parser("schemas", help="wire contract tooling").add_subparsers(
         dest="schemas_command", required=True
     )
-    export = schemas.add_parser("export", help="write the JSON Schema files")
+    export = schemas.add_parser(
+        "export", help="write the JSON Schema files and the AsyncAPI document of the topics"
+    )
     export.add_argument("--directory", type=Path, default=SCHEMA_DIR)
     export.set_defaults(handler=_cmd_schemas_export)
 

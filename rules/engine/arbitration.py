@@ -36,8 +36,10 @@ def settle(
     profile = moment.state.profile
     zone = ZoneInfo(profile.timezone) if profile is not None else _UTC
     policy = moment.ruleset.policy
-    capped_channels, cap_reason = policy.capped_channels(moment.state.contacts, moment.now, zone)
-    capped = {**dict.fromkeys(capped_channels, cap_reason or "capped"), **(unavailable or {})}
+    capped = {
+        **policy.capped_channels(moment.state.contacts, moment.now, zone),
+        **(unavailable or {}),
+    }
     resting = policy.fatigued_channels(moment.state.contacts, moment.now) if policy.fatigue else {}
     eligible: list[tuple[Fired, Channel]] = []
     outcomes: dict[str, RuleOutcome] = {}

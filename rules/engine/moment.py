@@ -16,6 +16,7 @@ from typing import Any
 from rules.engine import goals, rm_capacity, waves
 from rules.engine.verdict import (
     WAITS,
+    ActionTiming,
     EvaluationContext,
     Fired,
     RuleFailure,
@@ -57,6 +58,7 @@ class Moment:
         self.timers: list[TimerChange] = []
         self.conversions: list[Conversion] = []
         self.rm_requests: list[RmRequest] = []
+        self.timings: dict[str, ActionTiming] = {}
 
     def context(
         self, event: Event, features: Mapping[str, FeatureState], start: Event | None = None
@@ -159,17 +161,31 @@ class Moment:
             evidence=item.evidence,
             campaign=campaign,
             wave=wave,
+            deferred_until=self._deferred_until(rule.id) if outcome is Outcome.DEFERRED else None,
         )
         if action is not None and rm_capacity.needed(self, action):
-            rm_capacity.request(self, action, decision, event)
+            rm_capacity.request(self, action, decision, event, item.due().due_at)
         else:
             if action is not None:
                 self.actions.append(action)
+                self.timings[action.action_id] = item.due()
             self.decisions.append(decision)
         if rule.goal is not None and outcome in (Outcome.SENT, Outcome.HELD_OUT):
             goals.watch(self, rule, decision, item.event)
         if outcome in (Outcome.SENT, Outcome.HELD_OUT) and rule.id in self.ruleset.waves_after:
             waves.schedule(self, rule, item.event, action_id)
+
+    def _deferred_until(self, rule_id: str) -> datetime | None:
+        """When a deferred contact is due: its timer's time, the one place it is kept.
+
+        Every deferral (quiet hours, an RM's next working day) stores its timer before it
+        records the decision; reading the time back from the timer means the decision can
+        never announce another time than the one the contact will actually be re-checked at.
+        """
+        return next(
+            (t.due_at for t in self.state.timers if t.rule_id == rule_id and t.kind == "deferred"),
+            None,
+        )
 
     def count_rule_use(self, rule: CompiledRule) -> None:
         """Count towards the rule's cooldown and ``max_per_customer``."""
@@ -237,6 +253,7 @@ class Moment:
             timers=self.timers,
             conversions=self.conversions,
             rm_requests=self.rm_requests,
+            timings=self.timings,
             **extra,
         )
 

@@ -5,20 +5,32 @@ keyed by the RM, to the one worker that owns that RM's daily count (:func:`settl
 that worker grants it, or answers that the day is full, and the customer's partition then
 undoes its count and falls back to the next channel or retries the next working day
 (:func:`capacity_full`). The live worker and offline replays settle requests the same way.
+
+The customer's own record of the contact (its latest decisions, which ``/customers/{id}``
+serves) is kept the same optimistic way, on the customer's partition: the "sent" decision
+is remembered in the customer's state when the request is made, in the same state write as
+the optimistic count, and a refusal makes the state forget it (:func:`_forget_decision`) as
+it records what happened instead. The RM's owner never writes a customer's state (that would
+be a second writer on another partition, racing the customer's own), and a grant, the usual
+answer, needs no message back. The crash guarantees are the checkpoint's: the state, with the
+record, is stored only once the request is acknowledged, and a re-processed input yields the
+same request and the same decision id, so the record is neither lost nor doubled.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from rules.engine.arbitration import settle
-from rules.engine.verdict import Fired, TimerChange, evidence
+from rules.engine.verdict import ActionTiming, Fired, TimerChange, evidence
 from rules.state_update import evolve
 from schemas.actions import Action, Channel
 from schemas.capacity import RmReply, RmRequest
 from schemas.decisions import Decision, Outcome, Reason
 from schemas.events import Event
+from schemas.state import DecisionNote
 
 if TYPE_CHECKING:
     from rules.engine.moment import Moment
@@ -41,8 +53,14 @@ def _capacity_key(moment: Moment) -> str:
     return f"rm:{profile.rm_id}" if profile.rm_id else f"branch:{profile.branch_id}"
 
 
-def request(moment: Moment, action: Action, decision: Decision, start: Event) -> None:
-    """Ask the RM's capacity owner; it emits the action and the decision if granted."""
+def request(
+    moment: Moment, action: Action, decision: Decision, start: Event, due_at: datetime
+) -> None:
+    """Ask the RM's capacity owner; it emits the action and the decision if granted.
+
+    ``due_at``, when the contact was due, travels with it: the owner times how late it
+    leaves, queue included.
+    """
     spec = moment.ruleset.policy.rm_capacity
     assert spec is not None
     rule = moment.ruleset.by_id[action.rule_id]
@@ -54,6 +72,7 @@ def request(moment: Moment, action: Action, decision: Decision, start: Event) ->
             daily_limit=spec.daily_limit,
             when_full=rule.spec.rm_when_full or spec.when_full,
             retry_at=retry_at,
+            due_at=due_at,
             action=action,
             decision=decision,
             start_event=start,
@@ -66,12 +85,16 @@ def capacity_full(moment: Moment, reply: RmReply) -> None:
     rule = moment.ruleset.by_id.get(reply.rule_id)
     start = reply.start_event
     _uncount_contact(moment, reply.rule_id, start.event_id)
+    _forget_decision(moment, reply)
     if rule is None or not rule.spec.enabled:
         moment.timers.append(TimerChange(reply.rule_id, "dropped"))
         return
     context = moment.context(start, moment.state.features)
-    item = Fired(rule, context, start, evidence(rule, context))
-    why = f"{reply.capacity_key} has no capacity left on {reply.day}"
+    # a fallback contact left through the RM queue too: late against when it was first due
+    timing = ActionTiming("rm_queue", reply.due_at or start.occurred_at)
+    item = Fired(rule, context, start, evidence(rule, context), timing=timing)
+    kind, _, owner = reply.capacity_key.partition(":")  # "rm:RM7" -> "RM RM7's day is full"
+    why = f"{kind.upper()} {owner}'s day is full ({reply.day})"
     if reply.when_full == "next_channel":
         settle(moment, [item], unavailable={Channel.RM: why})
         return
@@ -112,6 +135,28 @@ def _uncount_contact(moment: Moment, rule_id: str, trigger_event_id: str) -> Non
     )
 
 
+def _forget_decision(moment: Moment, reply: RmReply) -> None:
+    """Drop the refused "sent" decision from the customer's latest decisions.
+
+    A reply from an older worker names no decision: the latest RM contact of the rule is
+    the one refused, as for the count (:func:`_uncount_contact`).
+    """
+
+    def refused(note: DecisionNote) -> bool:
+        if note.outcome is not Outcome.SENT:
+            return False
+        if reply.decision_id is not None:
+            return note.decision_id == reply.decision_id
+        return note.rule_id == reply.rule_id and note.channel is Channel.RM
+
+    notes = list(moment.state.recent_decisions)
+    for index in range(len(notes) - 1, -1, -1):
+        if refused(notes[index]):
+            del notes[index]
+            moment.state = evolve(moment.state, {"recent_decisions": notes})
+            return
+
+
 # -- the RM's side ----------------------------------------------------------------------------
 
 
@@ -142,6 +187,8 @@ def settle_request(request: RmRequest, used: int) -> RmSettlement:
         day=request.day,
         when_full=request.when_full,
         retry_at=request.retry_at,
+        due_at=request.due_at,
+        decision_id=request.decision.decision_id,
         start_event=request.start_event,
     )
     return RmSettlement(granted=False, used=used, reply=reply)

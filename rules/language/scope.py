@@ -85,6 +85,7 @@ def rule_scope(
         "timers",
         "rules",
         "recent_event_ids",
+        "recent_decisions",  # kept by the worker only: offline, a rule reading it would differ
         "contacts",
         "goals",
     )

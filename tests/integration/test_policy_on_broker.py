@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from schemas.actions import Channel
 from testkit.factories import click, daytime_zone, drop_off, nighttime_zone, now_iso, profile
+from tests.integration.http import get
 
 pytestmark = pytest.mark.integration
 
@@ -74,3 +77,56 @@ def test_an_rms_daily_capacity_is_shared_across_partitions(kairos: Any) -> None:
     assert len({v["customer_id"] for _, v in records}) == 3
     assert worker.metric("kairos_rm_capacity_total", outcome="granted") == 1
     assert worker.metric("kairos_rm_capacity_total", outcome="full") == 2
+
+
+TOKEN = "test-token-0123456789-abcdefghij"
+
+
+def _latest_decisions(
+    worker: Any, customer: str, until: Callable[[list[tuple[str, str, str]]], bool]
+) -> list[dict[str, Any]]:
+    """``/customers/{id}``'s latest decisions once ``until`` their (rule, outcome, channel).
+
+    The state is written after the outputs are acknowledged, so it lags the topics a little.
+    """
+    deadline = time.monotonic() + 15
+    while True:
+        status, _, body = get(worker, f"/customers/{customer}", token=TOKEN)
+        decisions = list(body.get("recent_decisions", [])) if status == 200 else []
+        seen = [(d["rule_id"], d["outcome"], d["channel"]) for d in decisions]
+        if until(seen) or time.monotonic() > deadline:
+            return decisions
+        time.sleep(0.2)
+
+
+def test_an_rm_contact_shows_in_the_customers_latest_decisions(kairos: Any) -> None:
+    """The RM's owner decides on another partition; the customer's state still records it.
+
+    The first customer gets the RM's one contact of the day; the second is refused and falls
+    back to SMS, and shows that SMS, not an RM contact that never went out.
+    """
+    k = kairos(rules_yaml=RM_CAPACITY, KAIROS_CUSTOMER_API_TOKEN=TOKEN)
+    worker = k.start_worker()
+    consent = {"sms": True, "push": True, "rm": True}
+    noon = daytime_zone()
+    called, refused = "C-RM-CALLED", "C-RM-REFUSED"
+    k.send_profiles(
+        *(profile(c, rm_id="RM5", consent=consent, timezone=noon) for c in (called, refused))
+    )
+    k.send(k.topics.drop_off, drop_off(called))
+    rm_topic = k.topics.actions(Channel.RM)
+    (action,) = [v for _, v in k.collect([rm_topic], until=lambda r: len(r) >= 1)]
+    k.send(k.topics.drop_off, drop_off(refused))
+    k.collect([k.topics.actions(Channel.SMS)], until=lambda r: len(r) >= 1)
+
+    rm_call = [("call", "sent", "rm")]
+    (decision,) = _latest_decisions(worker, called, until=lambda seen: seen == rm_call)
+    assert (decision["rule_id"], decision["outcome"], decision["channel"]) == rm_call[0]
+    published = k.collect([k.topics.decisions], until=lambda r: len(r) >= 2)
+    ids = {v["decision_id"] for _, v in published if v["action_id"] == action["action_id"]}
+    assert ids == {decision["decision_id"]}, "the decision the RM's owner published"
+
+    assert worker.wait_metric("kairos_rm_capacity_total", 1, outcome="full") == 1
+    sms = [("call", "sent", "sms")]
+    (fallback,) = _latest_decisions(worker, refused, until=lambda seen: seen == sms)
+    assert (fallback["rule_id"], fallback["outcome"], fallback["channel"]) == sms[0]

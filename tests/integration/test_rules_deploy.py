@@ -60,7 +60,8 @@ def test_deploy_swaps_rules_on_a_running_worker_and_rollback_restores_them(
     # The bootstrap rules become a stored version: something to roll back to.
     code, out, _ = _run(capsys, "rules", "deploy", str(EXAMPLE_RULES), "--comment", "baseline")
     assert code == 0
-    assert out.startswith(f"Live: {original} (was nothing deployed)")
+    assert "rule tests: " in out  # the ruleset's own tests ran before it was published
+    assert f"\nLive: {original} (was nothing deployed)\n" in out
     code, out, _ = _run(capsys, "rules", "deploy", str(EXAMPLE_RULES))
     assert code == 0
     assert "already live" in out
@@ -74,7 +75,7 @@ def test_deploy_swaps_rules_on_a_running_worker_and_rollback_restores_them(
     code, out, _ = _run(capsys, "rules", "deploy", str(campaign), "--comment", "travel launch")
     assert code == 0
     new = load_ruleset(campaign).version
-    assert out.startswith(f"Live: {new} (was {original})")
+    assert f"\nLive: {new} (was {original})\n" in out
     assert worker.wait_metric("kairos_ruleset_swaps_total", 1) == 1
     assert worker.metric("kairos_ruleset_info", version=new) == 1
 

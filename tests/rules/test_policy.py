@@ -79,6 +79,16 @@ def test_caps_count_the_customers_calendar_day_and_fall_back_to_the_next_channel
     assert "sms: 1 of 1 per day" in second[0].actions[0].reason
 
 
+def test_a_cap_reason_names_the_channel_once() -> None:
+    replay = _replay()
+    replay.event(_click(_local("2026-11-02T10:00")))
+    fallback = replay.event(_click(_local("2026-11-02T11:00")))
+    capped = replay.event(_click(_local("2026-11-02T12:00"), screen="flash"))
+    assert fallback[0].actions[0].reason == "nudge (via push (skipped sms: 1 of 1 per day))"
+    assert _decisions(capped) == [("suppressed", "frequency_cap", None)]
+    assert capped[0].decisions[0].reason == "sms: 1 of 1 per day"
+
+
 def test_an_all_channel_cap_suppresses_with_its_reason() -> None:
     replay = _replay()
     moments = ["2026-11-02T10:00", "2026-11-02T11:00", "2026-11-02T12:00", "2026-11-03T10:00"]
@@ -86,7 +96,9 @@ def test_an_all_channel_cap_suppresses_with_its_reason() -> None:
         replay.event(_click(_local(moment)))
     fifth = replay.event(_click(_local("2026-11-03T11:00")))
     assert _decisions(fifth) == [("suppressed", "frequency_cap", None)]
-    assert "any: 4 of 4" in fifth[0].decisions[0].reason
+    assert fifth[0].decisions[0].reason == (
+        "sms: 1 of 1 per day; 4 of 4 per 7d across channels; push: 4 of 4 per 7d across channels"
+    )
 
 
 def test_the_day_boundary_is_the_customers_not_the_servers() -> None:
@@ -101,10 +113,10 @@ def test_the_day_boundary_is_the_customers_not_the_servers() -> None:
             channel=Channel.SMS, rule_id="r", at=datetime(2026, 11, 2, 22, 30, tzinfo=UTC)
         )
     ]
-    assert policy.capped_channels(sent, datetime(2026, 11, 2, 22, 50, tzinfo=UTC), MADRID)[0]
-    assert not policy.capped_channels(sent, datetime(2026, 11, 2, 23, 30, tzinfo=UTC), MADRID)[0]
+    assert policy.capped_channels(sent, datetime(2026, 11, 2, 22, 50, tzinfo=UTC), MADRID)
+    assert not policy.capped_channels(sent, datetime(2026, 11, 2, 23, 30, tzinfo=UTC), MADRID)
     tokyo = ZoneInfo("Asia/Tokyo")  # already 3 Nov 07:30 there at 22:30 UTC
-    assert not policy.capped_channels(sent, datetime(2026, 11, 3, 15, 30, tzinfo=UTC), tokyo)[0]
+    assert not policy.capped_channels(sent, datetime(2026, 11, 3, 15, 30, tzinfo=UTC), tokyo)
 
 
 def test_quiet_hours_defer_to_08_00_local_and_the_contact_goes_out_then() -> None:
@@ -119,6 +131,17 @@ def test_quiet_hours_defer_to_08_00_local_and_the_contact_goes_out_then() -> Non
     assert action.created_at == _local("2026-11-03T08:00")
     assert action.channel is Channel.SMS
     assert _decisions(morning) == [("sent", "rule_matched", "sms")]
+
+
+def test_a_deferral_carries_its_time_as_a_typed_field() -> None:
+    replay = _replay()
+    night = replay.event(_click(_local("2026-11-02T23:10")))
+    (deferred,) = [d for v in night for d in v.decisions]
+    assert deferred.deferred_until == _local("2026-11-03T08:00")
+    assert deferred.deferred_until == replay.states["C1"].timers[0].due_at
+    morning = replay.advance(_local("2026-11-03T09:00"))
+    (sent,) = [d for v in morning for d in v.decisions]
+    assert sent.deferred_until is None, "only a deferral has a time to wait for"
 
 
 def test_quiet_hours_across_the_dst_change() -> None:

@@ -7,8 +7,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
-from rules.state_update import apply_event, event_fingerprint, event_update, evolve
+from rules.state_update import (
+    apply_event,
+    apply_profile,
+    event_fingerprint,
+    event_update,
+    evolve,
+    new_state,
+)
 from schemas.events import AppClick
+from schemas.profile import CustomerProfile
 from schemas.state import RECENT_EVENT_IDS, CustomerState, FeatureState
 
 AT = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -119,3 +127,16 @@ def test_recent_event_ids_keep_the_newest_bounded_window() -> None:
         seen.append(event_fingerprint(click))
         state = apply_event(state, click)
         assert state.recent_event_ids == seen[-RECENT_EVENT_IDS:]
+
+
+def test_a_profile_replaces_the_stored_one_only_if_newer() -> None:
+    """The ordering rule the README's profile contract states, by ``updated_at``."""
+
+    def stored(at: datetime, tier: str) -> CustomerProfile:
+        return CustomerProfile(customer_id="C1", updated_at=at, tier=tier)
+
+    state = apply_profile(new_state("C1"), stored(AT, "mass"))
+    assert apply_profile(state, stored(AT - timedelta(days=1), "older")).profile == state.profile
+    assert apply_profile(state, stored(AT, "same instant")).profile == state.profile
+    newer = apply_profile(state, stored(AT + timedelta(seconds=1), "private")).profile
+    assert newer is not None and newer.tier == "private"

@@ -129,3 +129,12 @@ def test_a_state_record_that_does_not_decompress_is_refused_loudly() -> None:
 def test_a_zlib_state_record_still_reads() -> None:
     state = CustomerState(customer_id="C1", event_counts={"app_click": 3})
     assert decode_state(b"\x01" + zlib.compress(encode(state), 1)) == state
+
+
+def test_a_profile_without_updated_at_is_refused_as_a_missing_field() -> None:
+    """It could never be ordered against the stored one (README, profile contract)."""
+    fields = profile("C1")
+    del fields["updated_at"]
+    with pytest.raises(InvalidEventError) as caught:
+        decode_profile(_raw(fields))
+    assert caught.value.error_type == "missing_field"

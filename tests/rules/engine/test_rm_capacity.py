@@ -4,8 +4,11 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rules.engine import EngineOptions
+import pytest
+
+from rules.engine import EngineOptions, dispatch, settle_request
 from rules.offline.replay import Replay
+from schemas.actions import Channel
 from schemas.codec import decode_event
 from schemas.profile import CustomerProfile
 from testkit.factories import drop_off, profile
@@ -47,7 +50,7 @@ def test_a_full_rm_day_falls_back_to_the_next_channel() -> None:
     assert _sent(first) == [("C1", "rm")]
     assert _sent(second) == [("C2", "sms")]
     (decision,) = [d for v in second for d in v.decisions]
-    assert "rm:RM7 has no capacity left on 2026-11-02" in decision.reason
+    assert "RM RM7's day is full (2026-11-02)" in decision.reason
     assert replay.states["C2"].contacts[-1].channel.value == "sms"  # the refused RM uncounted
     assert [c.channel.value for c in replay.states["C2"].contacts] == ["sms"]
 
@@ -78,5 +81,31 @@ def test_a_rule_can_wait_for_the_next_working_day() -> None:
     assert outcomes == [("deferred", "rm_capacity"), ("suppressed", "arbitration_lost")]
     opens = datetime(2026, 11, 3, 8, 0, tzinfo=UTC)  # 09:00 in Madrid
     assert replay.states["C2"].timers[0].due_at == opens
+    (deferred,) = [d for v in waiting for d in v.decisions if d.outcome.value == "deferred"]
+    assert deferred.deferred_until == opens
     next_day = replay.advance(opens + timedelta(minutes=1))
     assert _sent(next_day) == [("C2", "rm")]
+
+
+@pytest.mark.parametrize("names_the_decision", [True, False], ids=["reply", "older reply"])
+def test_a_refusal_forgets_the_rm_contact_the_customers_state_recorded(
+    names_the_decision: bool,
+) -> None:
+    """The state records an RM contact as it asks for capacity; a refusal takes it back."""
+    replay = _replay("C1")
+    earlier = replay.event(_drop("C1", T0))  # granted: its decision stays recorded
+    ruleset, options = replay.ruleset, replay.options
+    state = replay.states["C1"].with_decisions([d for v in earlier for d in v.decisions])
+    asked = dispatch(_drop("C1", T0 + timedelta(hours=1)), state, ruleset, T0, options)
+    assert asked is not None
+    (request,) = asked.rm_requests
+    recorded = asked.state.with_decisions([*asked.decisions, request.decision])
+    reply = settle_request(request, used=1).reply
+    assert reply is not None and reply.decision_id == request.decision.decision_id
+    if not names_the_decision:
+        reply = reply.model_copy(update={"decision_id": None})
+
+    answer = dispatch(reply, recorded, ruleset, T0, options)
+    assert answer is not None
+    notes = [(n.decision_id, n.channel) for n in answer.state.recent_decisions]
+    assert notes == [(d.decision_id, Channel.RM) for v in earlier for d in v.decisions]
