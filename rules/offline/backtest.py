@@ -17,7 +17,7 @@ from __future__ import annotations
 import heapq
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
@@ -97,6 +97,11 @@ class InputSummary(BaseModel):
     )
     first_event_at: datetime | None = None
     last_event_at: datetime | None = None
+    utc_offsets_h: tuple[float, float] | None = Field(
+        default=None,
+        description="The contacted customers' UTC offsets in hours, lowest and highest: "
+        "which local dates the events cover whole.",
+    )
 
 
 class BacktestReport(BaseModel):
@@ -287,6 +292,7 @@ class Backtest:
                 rejected=dict(sorted(self._rejected.items())),
                 first_event_at=self._first,
                 last_event_at=self._last,
+                utc_offsets_h=self._utc_offsets(),
             ),
             rules=summaries,
             contacts_per_day={day: dict(sorted(per_day[day].items())) for day in sorted(per_day)},
@@ -296,6 +302,16 @@ class Backtest:
             campaigns=campaign_reports(reports),
             responses=self._responses_text(),
         )
+
+    def _utc_offsets(self) -> tuple[float, float] | None:
+        """Lowest and highest UTC offset (hours) of the zones contacts were counted in."""
+        if self._first is None or not self._zones:
+            return None
+        offsets = [
+            (zone.utcoffset(self._first.replace(tzinfo=None)) or timedelta()).total_seconds() / 3600
+            for zone in self._zones.values()
+        ]
+        return min(offsets), max(offsets)
 
     def _responses_text(self) -> str:
         recorded = self._inputs["feedback"]
