@@ -39,7 +39,7 @@ DEFAULT_RUNBOOK_BASE_URL = "https://github.com/kairos-oss/kairos/blob/main/docs/
 
 
 class Settings(BaseSettings):
-    """Worker configuration. Every field is ``KAIROS_<NAME>`` in the environment."""
+    """Worker and console configuration. Every field is ``KAIROS_<NAME>`` in the environment."""
 
     model_config = SettingsConfigDict(env_prefix="KAIROS_", frozen=True, extra="ignore")
 
@@ -84,6 +84,59 @@ class Settings(BaseSettings):
         default=None,
         description="Bearer token for /customers/{id}. Unset (the default) turns the "
         "endpoint off: it serves personal data.",
+    )
+    console_host: str = Field(
+        default="127.0.0.1",
+        description="Interface the console (`kairos console`) binds: loopback unless an "
+        "operator chooses otherwise, since its pages show campaign results and one customer.",
+    )
+    console_port: int = Field(default=6070, ge=1, le=65535)
+    console_token: SecretStr | None = Field(
+        default=None,
+        description="Sign-in token of the console (shared); with KAIROS_CONSOLE_USERS_FILE "
+        "unset too, the console refuses to start.",
+    )
+    console_users_file: Path | None = Field(
+        default=None,
+        description="File of 'user:hash' lines for personal sign-in; each hash from "
+        "`kairos console hash-password` (scrypt).",
+    )
+    console_session_secret: SecretStr | None = Field(
+        default=None,
+        description="Key signing the console's session cookies. Unset: a random key per "
+        "process, so a restart signs everyone out; set the same one on every console behind "
+        "one address.",
+    )
+    console_cookie_secure: bool = Field(
+        default=False,
+        description="Mark session cookies Secure (sent over HTTPS only): set it whenever the "
+        "console is served through TLS.",
+    )
+    console_store_path: Path = Field(
+        default=Path("var/console/console.duckdb"),
+        description="The console's DuckDB store; rebuilt from the topics if deleted.",
+    )
+    console_customer_id_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC key the store hashes customer ids with. Unset: generated once and "
+        "kept in 'customer-id.key' beside the store (mode 0600).",
+    )
+    console_worker_urls: str = Field(
+        default="http://127.0.0.1:6066",
+        description="Base URL(s) of workers' web servers, ';'-separated: the customer page "
+        "asks them (with KAIROS_CUSTOMER_API_TOKEN), the next one when one is down.",
+    )
+    console_audit_topic: str | None = Field(
+        default=None,
+        description="Where customer look-ups are audited; default '<prefix>.console-audit', "
+        "which `kairos topics ensure` creates.",
+    )
+    console_group_id: str = Field(
+        default="kairos-console",
+        description="The console's own consumer group: it never takes partitions from workers.",
+    )
+    console_refresh_s: float = Field(
+        default=5.0, gt=0, le=3600, description="How often the console's pages refresh."
     )
     lag_interval_s: float = Field(
         default=10.0, gt=0, description="How often consumer lag is read from the broker."
@@ -150,13 +203,26 @@ class Settings(BaseSettings):
         "as #<alert name in lower case>.",
     )
 
-    @field_validator("customer_api_token", mode="before")
+    @field_validator(
+        "customer_api_token",
+        "console_token",
+        "console_session_secret",
+        "console_customer_id_secret",
+        "console_users_file",
+        "console_audit_topic",
+        mode="before",
+    )
     @classmethod
     def _empty_token_is_none(cls, value: object) -> object:
         """``KAIROS_CUSTOMER_API_TOKEN=`` (as compose passes an unset variable) means off."""
         return None if value == "" else value
 
-    @field_validator("customer_api_token")
+    @field_validator(
+        "customer_api_token",
+        "console_token",
+        "console_session_secret",
+        "console_customer_id_secret",
+    )
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < MIN_TOKEN_LENGTH:

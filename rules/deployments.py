@@ -37,6 +37,7 @@ __all__ = [
     "RuleChange",
     "RulesetDiff",
     "bundle_key",
+    "checked_rollback_target",
     "compile_bundle",
     "compile_files",
     "diff_rulesets",
@@ -231,6 +232,21 @@ class Registry:
             at=datetime.now(UTC),
             by=by,
         )
+
+
+def checked_rollback_target(registry: Registry, to: str | None = None) -> tuple[str, Ruleset]:
+    """The version a rollback would make live, compiled: every check a rollback makes.
+
+    ``kairos rules rollback`` and the console's rollback both call this before publishing,
+    so neither can point the workers at a version they would refuse to run.
+
+    Raises:
+        RollbackError: no such target (see :meth:`Registry.rollback_target`).
+        RuleFileError: the target does not compile with this version of Kairos.
+
+    """
+    target = registry.rollback_target(to)
+    return target, compile_bundle(registry.bundle(target))
 
 
 # --------------------------------------------------------------------------- diff

@@ -65,8 +65,9 @@ class ChannelSpec:
     messages: tuple[Message, ...]
     producers: tuple[str, ...]
     consumers: tuple[str, ...]
-    #: What the Kairos worker does with it: receive it, send it, or both (internal topics).
-    kairos: Literal["receive", "send", "both"]
+    #: What the Kairos worker does with it: receive it, send it, or both (internal topics);
+    #: "none" for a topic only the console writes (its audit trail).
+    kairos: Literal["receive", "send", "both", "none"]
 
 
 def _event(name: str, summary: str) -> Message:
@@ -252,6 +253,27 @@ CHANNELS: tuple[ChannelSpec, ...] = (
         consumers=(f"{KAIROS} (decide_and_contact)",),
         kairos="both",
     ),
+    ChannelSpec(
+        id="consoleAudit",
+        address=lambda topics: topics.console_audit,
+        description="Who looked at which customer on the console, and when: written before "
+        "the console shows the customer, so no look-up goes unrecorded. Holds customer ids: "
+        "retain and restrict it as the bank's audit policy says.",
+        messages=(
+            Message(
+                "ConsoleAudit",
+                "console_audit",
+                "One customer look-up.",
+                {
+                    **_CUSTOMER_KEY,
+                    "description": "The customer_id looked up, equal to the payload's.",
+                },
+            ),
+        ),
+        producers=("kairos console (the customer page)",),
+        consumers=("the bank's audit and data-protection teams",),
+        kairos="none",
+    ),
 )
 
 _INFO = {
@@ -295,7 +317,9 @@ def document(schema_files: Mapping[str, str]) -> dict[str, Any]:
             "x-producers": list(spec.producers),
             "x-consumers": list(spec.consumers),
         }
-        actions = ("send", "receive") if spec.kairos == "both" else (spec.kairos,)
+        actions: tuple[str, ...] = {"both": ("send", "receive"), "none": ()}.get(
+            spec.kairos, (spec.kairos,)
+        )
         for action in actions:
             operations[f"{action}{spec.id[0].upper()}{spec.id[1:]}"] = {
                 "action": action,

@@ -17,6 +17,7 @@ from pydantic import BaseModel, TypeAdapter
 from schemas import asyncapi
 from schemas.actions import Action
 from schemas.capacity import RmReply, RmRequest
+from schemas.console_audit import ConsoleAudit
 from schemas.conversions import Conversion
 from schemas.dead_letter import DeadLetter
 from schemas.decisions import Decision
@@ -43,6 +44,8 @@ _MODELS: dict[str, type[BaseModel] | TypeAdapter[Any]] = {
     "timer_tick": TimerTick,
     "rm_request": RmRequest,
     "rm_reply": RmReply,
+    # the console's audit of customer look-ups
+    "console_audit": ConsoleAudit,
 }
 
 

@@ -70,6 +70,11 @@ class TopicNames:
         """Refusals for RM capacity, back to the customer's partition."""
         return self._name("internal.rm_replies")
 
+    @property
+    def console_audit(self) -> str:
+        """Who looked at which customer on the console, and when (``schemas.console_audit``)."""
+        return self._name("console-audit")
+
     def actions(self, channel: Channel) -> str:
         return self._name(f"actions.{channel.value}")
 

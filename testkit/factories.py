@@ -73,3 +73,71 @@ def nighttime_zone() -> str:
     offset = 23 - datetime.now(UTC).hour
     offset = offset - 24 if offset > 14 else offset
     return "UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"
+
+
+# -- what the workers write, and what channels report back (the console's and report's input)
+
+
+def decision(
+    customer_id: str, rule_id: str, outcome: str = "sent", **overrides: Any
+) -> dict[str, Any]:
+    """A decision record as a worker writes it on ``kairos.decisions``.
+
+    A sent one has a channel and an action id (``act-<decision id>``); a suppressed one the
+    reason ``no_consent`` unless ``reason_code`` says otherwise.
+    """
+    n = next(_ids)
+    decision_id = overrides.pop("decision_id", f"dec-{n}")
+    sent = outcome == "sent"
+    base: dict[str, Any] = {
+        "decision_id": decision_id,
+        "customer_id": customer_id,
+        "rule_id": rule_id,
+        "rule_version": 1,
+        "ruleset_version": "rs-test",
+        "outcome": outcome,
+        "reason_code": {
+            "sent": "rule_matched",
+            "held_out": "holdout",
+            "deferred": "quiet_hours",
+        }.get(outcome, "no_consent"),
+        "reason": f"{rule_id}: {outcome}",
+        "channel": "sms" if sent else None,
+        "action_id": f"act-{decision_id}" if sent else None,
+        "trigger_event_ids": [f"evt-{n}"],
+        "decided_at": now_iso(),
+        "evidence": {},
+        "schema_version": 1,
+    }
+    return {**base, **overrides}
+
+
+def conversion(made: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    """The conversion of the decision ``made`` (sent: treated; held out: holdout)."""
+    base: dict[str, Any] = {
+        "conversion_id": f"cnv-{made['decision_id']}",
+        "customer_id": made["customer_id"],
+        "rule_id": made["rule_id"],
+        "rule_version": made["rule_version"],
+        "decision_id": made["decision_id"],
+        "group": "holdout" if made["outcome"] == "held_out" else "treated",
+        "event_id": f"evt-goal-{next(_ids)}",
+        "converted_at": now_iso(),
+        "schema_version": 1,
+    }
+    return {**base, **overrides}
+
+
+def feedback(made: dict[str, Any], status: str, **overrides: Any) -> dict[str, Any]:
+    """A channel's report of ``status`` on the action of the sent decision ``made``."""
+    base: dict[str, Any] = {
+        "feedback_id": f"fb-{status}-{made['action_id']}",
+        "action_id": made["action_id"],
+        "customer_id": made["customer_id"],
+        "channel": made["channel"],
+        "status": status,
+        "occurred_at": now_iso(),
+    }
+    if status == "failed":
+        base["failure"] = "hard"
+    return {**base, **overrides}

@@ -59,6 +59,10 @@ EXPORTED: dict[str, set[str]] = {
         "poison_messages", "traffic", "write_traffic",
     },
     "app.demo": {"DemoOptions", "run_demo"},
+    "app.console": {
+        "WINDOWS", "CampaignDetail", "CampaignQueries", "CampaignRow", "Console", "StoreStatus",
+        "Window", "create_app", "run_console",
+    },
 }  # fmt: skip
 
 

@@ -10,7 +10,8 @@ from app.cli.common import Commands
 
 def add_commands(commands: Commands) -> None:
     demo = commands.add_parser(
-        "demo", help="embedded broker + worker + synthetic traffic, actions shown live"
+        "demo",
+        help="embedded broker + worker + console + synthetic traffic, actions shown live",
     )
     demo.add_argument("--customers", type=int, default=2000)
     demo.add_argument("--seed", type=int, default=7)
@@ -22,6 +23,9 @@ def add_commands(commands: Commands) -> None:
     )
     demo.add_argument("--duration", type=float, default=0.0, help="seconds; 0 = until Ctrl-C")
     demo.add_argument("--web-port", type=int, default=6066)
+    demo.add_argument(
+        "--console-port", type=int, default=6070, help="the console's port (default: 6070)"
+    )
     demo.add_argument(
         "--rules", type=Path, default=None, help="rules directory (default: examples)"
     )
@@ -39,5 +43,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             duration=args.duration,
             web_port=args.web_port,
             rules_path=args.rules,
+            console_port=args.console_port,
         )
     )

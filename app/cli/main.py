@@ -1,4 +1,4 @@
-"""The ``kairos`` command: worker, demo, rules and schema tooling.
+"""The ``kairos`` command: worker, demo, console, rules and schema tooling.
 
 Every failure ends in one line on stderr, ``kairos: <what> ...``, naming the variable or
 argument to fix, never a traceback (rule-file problems are the exception: one line each).
@@ -20,14 +20,25 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from app.cli import backtest, demo, generate, ops, report, rules, schemas, topics, worker
+from app.cli import (
+    backtest,
+    console,
+    demo,
+    generate,
+    ops,
+    report,
+    rules,
+    schemas,
+    topics,
+    worker,
+)
 from app.cli.common import EXIT_FAILURE, EXIT_USAGE, print_problems
 from app.errors import ConfigurationError
 from rules.errors import RuleFileError
 from schemas.errors import KairosError
 
 #: Command groups in the order ``kairos --help`` lists them.
-_GROUPS = (worker, demo, rules, report, backtest, generate, topics, ops, schemas)
+_GROUPS = (worker, demo, console, rules, report, backtest, generate, topics, ops, schemas)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -206,18 +206,17 @@ def _cmd_rules_deploy(args: argparse.Namespace) -> int:
 
 def _cmd_rules_rollback(args: argparse.Namespace) -> int:
     from app.kafka import whoami
-    from rules.deployments import compile_bundle
+    from rules.deployments import checked_rollback_target
 
     topic = _rules_topic(args)
     registry = topic.read()
-    try:
-        target = registry.rollback_target(args.to)
+    try:  # the console's rollback makes the same checks, with the same function
+        target, _ = checked_rollback_target(registry, args.to)
     except RollbackError as exc:
         print(f"kairos: cannot roll back: {exc}", file=sys.stderr)
         return 1
-    try:
-        compile_bundle(registry.bundle(target))  # validate first, as deploy does
-    except RuleFileError as exc:
+    except RuleFileError as exc:  # validate first, as deploy does
+        target = registry.rollback_target(args.to)
         print(f"kairos: cannot roll back: {target} does not compile here", file=sys.stderr)
         return print_problems(exc)
     pointer = topic.rollback(registry, args.by or whoami(), target)

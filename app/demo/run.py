@@ -1,16 +1,22 @@
 """``kairos demo``: the embedded product in one command.
 
 Starts the bundled Tansu broker on a free 127.0.0.1 port, creates the topics, starts a
-real ``kairos worker`` with the example rules, feeds it seeded synthetic bank traffic and
-prints every action and dead letter as it comes out, with a running summary. Ctrl-C (or
+real ``kairos worker`` with the example rules and a real ``kairos console`` beside it (its
+own process, as in production), feeds them seeded synthetic bank traffic and prints every
+action and dead letter as it comes out, with a running summary. Ctrl-C (or
 ``--duration``) stops every process it started, by PID.
+
+The console's sign-in token and the workers' customer API token are random for each run;
+the console's URL and token are printed once the console is up.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import random
+import secrets
 import signal
 import tempfile
 import threading
@@ -27,6 +33,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from app.demo.channels import ChannelSimulator
 from app.kafka import EmbeddedBroker, WorkerProcess, ensure_topics
+from app.kafka.processes import ConsoleProcess, WorkerStartError
 from app.settings import EXAMPLE_RULES
 from app.synthetic import (
     DEFAULT_START,
@@ -54,6 +61,7 @@ class DemoOptions:
     duration: float = 0.0
     web_port: int = 6066
     rules_path: Path | None = None
+    console_port: int = 6070
 
 
 class _Stop:
@@ -154,15 +162,22 @@ def run_demo(options: DemoOptions) -> int:
             "KAIROS_CLOCK_ORIGIN": timeline.origin.isoformat(),
             "KAIROS_CLOCK_WALL_ORIGIN": repr(timeline.wall_origin),
             "KAIROS_CLOCK_SPEED": repr(options.speed),
+            # The console's customer page asks the worker's customer API with it.
+            "KAIROS_CUSTOMER_API_TOKEN": secrets.token_urlsafe(24),
         }
-        with WorkerProcess(env, options.web_port, workdir / "worker.log") as worker:
+        with (
+            WorkerProcess(env, options.web_port, workdir / "worker.log") as worker,
+            contextlib.ExitStack() as console_stack,
+        ):
             print(f"Worker pid {worker.pid} starting; metrics at {worker.base_url}/metrics")
             took = worker.wait_ready()
             supervisor = _Supervisor(worker, stop.event)
             supervisor.start()
+            print(f"Worker ready in {took:.1f}s.")
+            _start_console(console_stack, env, options, worker, workdir)
             print(
-                f"Worker ready in {took:.1f}s. Replaying {options.customers} synthetic customers "
-                f"at {options.speed:g}x (one simulated hour every {3600 / options.speed:.0f}s).\n"
+                f"Replaying {options.customers} synthetic customers at {options.speed:g}x "
+                f"(one simulated hour every {3600 / options.speed:.0f}s).\n"
             )
             counts: Counter[str] = Counter()
             channels = ChannelSimulator(
@@ -195,6 +210,40 @@ def run_demo(options: DemoOptions) -> int:
             print("Stopping worker and broker...")
     print("Stopped.")
     return 0
+
+
+def _start_console(
+    stack: contextlib.ExitStack,
+    env: dict[str, str],
+    options: DemoOptions,
+    worker: WorkerProcess,
+    workdir: Path,
+) -> ConsoleProcess | None:
+    """Start ``kairos console`` beside the worker and print its URL and sign-in token.
+
+    A console that does not come up is reported, with its log, and the demo goes on: the
+    worker and the printed actions do not depend on it.
+    """
+    token = secrets.token_urlsafe(18)
+    console_env = {
+        **env,
+        "KAIROS_CONSOLE_TOKEN": token,
+        "KAIROS_CONSOLE_STORE_PATH": str(workdir / "console" / "console.duckdb"),
+        "KAIROS_CONSOLE_WORKER_URLS": worker.base_url,
+    }
+    console = ConsoleProcess(console_env, options.console_port, workdir / "console.log")
+    stack.enter_context(console)
+    try:
+        console.wait_ready(timeout=60.0)
+    except WorkerStartError as exc:
+        print(f"The console did not start ({exc}); the demo goes on without it", flush=True)
+        return None
+    print(
+        f"Console on {console.base_url} (pid {console.pid}): sign in with any name and the "
+        f"token {token}",
+        flush=True,
+    )
+    return console
 
 
 class _Supervisor(threading.Thread):

@@ -106,7 +106,13 @@ def ensure_topics(
     admin = _connect(bootstrap, timeout)
     try:
         existing = set(admin.list_topics())
-        wanted = [*topics.inputs, *topics.outputs, topics.rules, topics.rm_requests]
+        wanted = [
+            *topics.inputs,
+            *topics.outputs,
+            topics.rules,
+            topics.rm_requests,
+            topics.console_audit,
+        ]
         if only is not None:
             wanted = [name for name in wanted if name in only]
         _check_partition_counts(admin, topics, partitions, [n for n in wanted if n in existing])

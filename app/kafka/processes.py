@@ -1,4 +1,6 @@
-"""Start and stop ``kairos worker`` processes by PID, waiting on readiness, not sleeps.
+"""Start and stop ``kairos worker`` and ``kairos console`` processes by PID, on readiness.
+
+Readiness is what the process's web server answers, never a sleep.
 
 Shared by ``kairos demo`` and the integration tests, so both exercise the same entry point
 the production image runs.
@@ -44,7 +46,8 @@ class ManagedProcess:
     def start(self) -> Self:
         raise NotImplementedError
 
-    def stop(self) -> None:
+    def stop(self) -> int | None:
+        """Stop it; its exit code when known."""
         raise NotImplementedError
 
     def __enter__(self) -> Self:
@@ -61,6 +64,11 @@ class ManagedProcess:
 
 class WorkerProcess(ManagedProcess):
     """One ``kairos worker`` subprocess with its own environment."""
+
+    #: The variable its web port is passed in, and the path that answers 200 once ready.
+    PORT_VARIABLE = "KAIROS_WEB_PORT"
+    READY_PATH = "/readyz"
+    NAME = "worker"
 
     def __init__(
         self,
@@ -85,7 +93,7 @@ class WorkerProcess(ManagedProcess):
         return f"http://127.0.0.1:{self.web_port}"
 
     def start(self) -> WorkerProcess:
-        env = {**os.environ, **self.env, "KAIROS_WEB_PORT": str(self.web_port)}
+        env = {**os.environ, **self.env, self.PORT_VARIABLE: str(self.web_port)}
         output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self._process = subprocess.Popen(
             self.command,
@@ -143,28 +151,29 @@ class WorkerProcess(ManagedProcess):
             time.sleep(0.1)
 
     def wait_ready(self, timeout: float = 90.0) -> float:
-        """Block until ``/readyz`` answers 200; returns the seconds it took."""
+        """Block until :attr:`READY_PATH` answers 200; returns the seconds it took."""
         started = time.monotonic()
         while time.monotonic() - started < timeout:
             if not self.is_running():
                 code = self._process.returncode if self._process else None
                 where = f"; log: {self.log_path}" if self.log_path else ""
                 raise WorkerStartError(
-                    f"worker exited with code {code} before becoming ready{where}"
+                    f"{self.NAME} exited with code {code} before becoming ready{where}"
                 )
             try:
-                status, _ = self.get_json("/readyz", timeout=1.0)
+                status, _ = self.get_json(self.READY_PATH, timeout=1.0)
                 if status == 200:
                     return time.monotonic() - started
             except (OSError, ValueError):
                 pass
             time.sleep(0.2)
-        raise WorkerStartError(f"worker not ready within {timeout}s")
+        raise WorkerStartError(f"{self.NAME} not ready within {timeout}s")
 
-    def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM, then SIGKILL if it does not exit in time."""
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM, then SIGKILL if it does not exit in time; its exit code (None if none)."""
         process, self._process = self._process, None
         terminate(process, timeout)
+        return process.returncode if process is not None else None
 
     def kill(self) -> None:
         """SIGKILL: a crash, for failover and recovery tests."""
@@ -172,3 +181,18 @@ class WorkerProcess(ManagedProcess):
         if process is not None and process.poll() is None:
             process.kill()
             process.wait(10)
+
+
+class ConsoleProcess(WorkerProcess):
+    """One ``kairos console`` subprocess: its own process, so it is scaled and secured apart.
+
+    Ready once ``/healthz`` answers, which it does as soon as it serves: the store it reads
+    is on disk, and the follower catches up behind it (the pages say how far it is).
+    """
+
+    PORT_VARIABLE = "KAIROS_CONSOLE_PORT"
+    READY_PATH = "/healthz"
+    NAME = "console"
+
+    def __init__(self, env: Mapping[str, str], port: int, log_path: Path | None = None) -> None:
+        super().__init__(env, port, log_path, args=("console",))

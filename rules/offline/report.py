@@ -135,19 +135,29 @@ def build_report(
     for report in reports.values():
         report.sent_by_channel = dict(sorted(channels.get(report.rule_id, Counter()).items()))
         report.suppressed_by_reason = dict(sorted(reasons.get(report.rule_id, Counter()).items()))
-        if report.sent:
-            report.treated_rate = report.treated_conversions / report.sent
-            report.delivered_rate = report.delivered / report.sent
-            report.engaged_rate = report.engaged / report.sent
-        if report.held_out:
-            report.holdout_rate = report.holdout_conversions / report.held_out
-        interval = uplift_interval(
-            report.treated_conversions, report.sent, report.holdout_conversions, report.held_out
-        )
-        if interval is not None:
-            report.uplift, low, high = interval
-            report.uplift_ci95 = (low, high)
+        measure(report)
     return sorted(reports.values(), key=lambda r: r.rule_id)
+
+
+def measure(report: RuleReport) -> RuleReport:
+    """Fill ``report``'s rates and uplift from its counts; returns it.
+
+    Apart from the counting, so that whatever counts the same things another way (the
+    console's store counts them in SQL) derives its rates and interval exactly as here.
+    """
+    if report.sent:
+        report.treated_rate = report.treated_conversions / report.sent
+        report.delivered_rate = report.delivered / report.sent
+        report.engaged_rate = report.engaged / report.sent
+    if report.held_out:
+        report.holdout_rate = report.holdout_conversions / report.held_out
+    interval = uplift_interval(
+        report.treated_conversions, report.sent, report.holdout_conversions, report.held_out
+    )
+    if interval is not None:
+        report.uplift, low, high = interval
+        report.uplift_ci95 = (low, high)
+    return report
 
 
 class CampaignReport(BaseModel):

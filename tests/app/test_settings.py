@@ -69,7 +69,12 @@ class _Vault(BaseSettings):
 
 def test_secret_fields_are_found_from_their_annotations() -> None:
     assert secret_fields(_Vault) == {"password", "pin", "key"}
-    assert secret_fields(Settings) == {"customer_api_token"}
+    assert secret_fields(Settings) == {
+        "customer_api_token",
+        "console_token",
+        "console_session_secret",
+        "console_customer_id_secret",
+    }
 
 
 def test_a_secret_quoted_by_a_validator_is_not_repeated() -> None:
