@@ -152,6 +152,8 @@ def run_demo(options: DemoOptions) -> int:
     with EmbeddedBroker(log_path=workdir / "broker.log") as broker:
         print(f"Embedded broker (Tansu, pid {broker.pid}) on {broker.bootstrap}")
         ensure_topics(broker.bootstrap, topics, PARTITIONS)
+        version = _deploy_rules([broker.bootstrap], topics, options.rules_path or EXAMPLE_RULES)
+        print(f"Rules {version} deployed (the console shows their text and history)")
         env = {
             "KAIROS_BROKER_URL": broker.url,
             "KAIROS_BROKER_FLAVOR": "tansu",
@@ -210,6 +212,31 @@ def run_demo(options: DemoOptions) -> int:
             print("Stopping worker and broker...")
     print("Stopped.")
     return 0
+
+
+def _deploy_rules(bootstrap: list[str], topics: TopicNames, path: Path) -> str:
+    """Publish the demo's rules as the first deployed version, as ``kairos rules deploy`` does.
+
+    The worker would run them from ``KAIROS_RULES_PATH`` anyway; deployed, they are also on
+    the rules topic, where the console reads each rule's text and version history and its
+    Deploys page has a version to show (and later ones to roll back to).
+    """
+    from datetime import UTC
+
+    from app.kafka import RulesTopic
+    from rules.deployments import compile_files
+    from schemas.deployment import RulesetBundle
+
+    files, ruleset = compile_files(path)
+    topic = RulesTopic(bootstrap, topics)
+    bundle = RulesetBundle(
+        version=ruleset.version,
+        files=files,
+        deployed_at=datetime.now(UTC),
+        deployed_by="kairos demo",
+        comment="the demo's rules",
+    )
+    return topic.deploy(bundle, topic.read()).version
 
 
 def _start_console(
