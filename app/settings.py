@@ -138,6 +138,19 @@ class Settings(BaseSettings):
     console_refresh_s: float = Field(
         default=5.0, gt=0, le=3600, description="How often the console's pages refresh."
     )
+    console_backtest_dir: Path | None = Field(
+        default=None,
+        description="The folder of backtests the console lists and opens (each a "
+        "`kairos backtest --out` folder; its own runs are written there too). Only folders "
+        "directly in it are opened. Unset: 'backtests' beside the console's store.",
+    )
+    console_backtest_upload_max_mb: int = Field(
+        default=200,
+        ge=1,
+        le=100_000,
+        description="Largest upload (events and profiles together, in MiB) the console's "
+        "backtest page accepts; larger inputs are for `kairos backtest` on the command line.",
+    )
     lag_interval_s: float = Field(
         default=10.0, gt=0, description="How often consumer lag is read from the broker."
     )
@@ -210,6 +223,7 @@ class Settings(BaseSettings):
         "console_customer_id_secret",
         "console_users_file",
         "console_audit_topic",
+        "console_backtest_dir",
         mode="before",
     )
     @classmethod

@@ -1,9 +1,12 @@
 """The backtest as pictures: contacts per day and by local hour, per rule, held back by reason.
 
-One HTML page drawn by Plotly, with plotly.js inlined: it opens from a file, from an e-mail
-or a ticket, offline, with nothing to install and nothing fetched — the usual audience is a
-campaign manager, not a notebook user. The library gives what hand-drawn SVG did not: round
-axis ticks, axis titles, hover values and a legend that hides a series on click.
+One set of Plotly figures, drawn in two places: ``chart.html`` (``kairos backtest --out``), one
+HTML page with plotly.js inlined that opens from a file, from an e-mail or a ticket, offline,
+with nothing to install and nothing fetched — the usual audience is a campaign manager, not a
+notebook user — and the console's backtest page, which draws the same figures from their JSON
+with the plotly.js it serves (:func:`charts` builds them for both, :func:`figure_json`
+serialises one). The library gives what hand-drawn SVG did not: round axis ticks, axis
+titles, hover values and a legend that hides a series on click.
 
 * Hours are the customer's own, so a contact that would land at 23:00 shows up at 23,
   whatever the customer's time zone.
@@ -17,12 +20,17 @@ axis ticks, axis titles, hover values and a legend that hides a series on click.
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from rules.offline.backtest import BacktestReport, InputSummary
+from rules.offline.compare import BacktestDiff
 from schemas.actions import Channel
 
 _COLOURS = {
@@ -32,6 +40,15 @@ _COLOURS = {
 }
 _RULESET_COLOURS = ("#4a5568", "#dd6b20")
 _PARTIAL = "partial"
+#: A ruleset's report under the name its charts give it ("rules", "base rules", ...).
+Named = tuple[str, BacktestReport]
+
+
+def named_reports(report: BacktestReport, diff: BacktestDiff | None = None) -> list[Named]:
+    """The reports a backtest's charts draw, named: one, or with a comparison both."""
+    if diff is None:
+        return [("rules", report)]
+    return [("base rules", diff.base), ("compared rules", diff.other)]
 
 
 def partial_days(days: Sequence[str], inputs: InputSummary) -> set[str]:
@@ -70,7 +87,8 @@ def _figure(title: str, x_title: str, y_title: str, stacked: bool = True) -> go.
     return figure
 
 
-def _per_day(name: str, report: BacktestReport) -> go.Figure:
+def per_day_figure(name: str, report: BacktestReport) -> go.Figure:
+    """Contacts per customer's local date, by channel; partial days paler and labelled."""
     days = sorted(report.contacts_per_day)
     partial = partial_days(days, report.inputs)
     labels = [f"{day} ({_PARTIAL})" if day in partial else day for day in days]
@@ -86,7 +104,8 @@ def _per_day(name: str, report: BacktestReport) -> go.Figure:
     return figure
 
 
-def _per_hour(name: str, report: BacktestReport) -> go.Figure:
+def per_hour_figure(name: str, report: BacktestReport) -> go.Figure:
+    """Contacts by the customer's local hour of the day, by channel."""
     figure = _figure(
         f"{name}: contacts by hour of the customer's day", "customer's local hour", "contacts"
     )
@@ -105,7 +124,8 @@ def _per_hour(name: str, report: BacktestReport) -> go.Figure:
     return figure
 
 
-def _per_rule(reports: Sequence[tuple[str, BacktestReport]]) -> go.Figure:
+def per_rule_figure(reports: Sequence[Named]) -> go.Figure:
+    """Contacts per rule by channel; with two rulesets, side by side (the second hatched)."""
     figure = _figure("Contacts per rule", "rule", "contacts", stacked=len(reports) == 1)
     for index, (name, report) in enumerate(reports):
         for channel, colour in _COLOURS.items():
@@ -123,7 +143,8 @@ def _per_rule(reports: Sequence[tuple[str, BacktestReport]]) -> go.Figure:
     return figure
 
 
-def _held_back(reports: Sequence[tuple[str, BacktestReport]]) -> go.Figure:
+def held_back_figure(reports: Sequence[Named]) -> go.Figure:
+    """Decisions held back, by suppression reason, and held out for measurement."""
     figure = _figure("Held back, by reason", "reason", "decisions", stacked=False)
     for index, (name, report) in enumerate(reports):
         reasons: dict[str, int] = {}
@@ -140,7 +161,7 @@ def _held_back(reports: Sequence[tuple[str, BacktestReport]]) -> go.Figure:
     return figure
 
 
-def _difference(base: BacktestReport, other: BacktestReport) -> list[go.Figure]:
+def difference_figures(base: BacktestReport, other: BacktestReport) -> tuple[go.Figure, go.Figure]:
     """Compared minus base: per rule (sends, held back) and per day (contacts)."""
     rules = sorted({r.rule_id for r in base.rules} | {r.rule_id for r in other.rules})
     before = {r.rule_id: r for r in base.rules}
@@ -170,7 +191,90 @@ def _difference(base: BacktestReport, other: BacktestReport) -> list[go.Figure]:
     )
     by_day.update_xaxes(type="category")
     by_day.update_yaxes(rangemode="normal", zeroline=True, zerolinewidth=2)
-    return [by_rule, by_day]
+    return by_rule, by_day
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One figure of a backtest, named so a page can place it.
+
+    ``kind`` says what it shows (``per-day``, ``per-hour``, ``per-rule``, ``held-back``,
+    ``difference-per-rule``, ``difference-per-day``); ``id`` is unique in the backtest's
+    charts (the per-ruleset kinds carry the ruleset's index: ``per-day-1``); ``ruleset`` names
+    whose figure a per-ruleset one is.
+    """
+
+    id: str
+    kind: str
+    figure: go.Figure
+    ruleset: str | None = None
+    ruleset_index: int | None = None
+
+
+@dataclass(frozen=True)
+class RulesetCharts:
+    """One ruleset's report and its own charts (per day, per hour)."""
+
+    name: str
+    report: BacktestReport
+    charts: tuple[Chart, ...]
+
+
+@dataclass(frozen=True)
+class Charts:
+    """Every chart of a backtest, in the order both pages show them."""
+
+    rulesets: tuple[RulesetCharts, ...]
+    rules: tuple[Chart, ...]
+    difference: tuple[Chart, ...] = ()
+
+    def all(self) -> list[Chart]:
+        """Every chart, in page order."""
+        return [
+            *(chart for ruleset in self.rulesets for chart in ruleset.charts),
+            *self.rules,
+            *self.difference,
+        ]
+
+
+def charts(reports: Sequence[Named]) -> Charts:
+    """The figures of one backtest (or two, compared: then their difference too)."""
+    rulesets = tuple(
+        RulesetCharts(
+            name,
+            report,
+            (
+                Chart(f"per-day-{index}", "per-day", per_day_figure(name, report), name, index),
+                Chart(f"per-hour-{index}", "per-hour", per_hour_figure(name, report), name, index),
+            ),
+        )
+        for index, (name, report) in enumerate(reports)
+    )
+    rules = (
+        Chart("per-rule", "per-rule", per_rule_figure(reports)),
+        Chart("held-back", "held-back", held_back_figure(reports)),
+    )
+    difference: tuple[Chart, ...] = ()
+    if len(reports) == 2:
+        by_rule, by_day = difference_figures(reports[0][1], reports[1][1])
+        difference = (
+            Chart("difference-per-rule", "difference-per-rule", by_rule),
+            Chart("difference-per-day", "difference-per-day", by_day),
+        )
+    return Charts(rulesets, rules, difference)
+
+
+def figure_json(chart: Chart) -> dict[str, Any]:
+    """One chart as the console's page draws it: ``Plotly.react(node, data, layout)``."""
+    figure: dict[str, Any] = json.loads(pio.to_json(chart.figure, validate=False))
+    return {
+        "id": chart.id,
+        "kind": chart.kind,
+        "ruleset": chart.ruleset,
+        "ruleset_index": chart.ruleset_index,
+        "data": figure.get("data", []),
+        "layout": figure.get("layout", {}),
+    }
 
 
 def _moment(at: datetime | None) -> str:
@@ -188,18 +292,20 @@ def _summary(name: str, report: BacktestReport) -> str:
     )
 
 
-def render_html(reports: Sequence[tuple[str, BacktestReport]]) -> str:
+def render_html(reports: Sequence[Named]) -> str:
     """One page; with ``--compare`` both rulesets, then their difference."""
     first = reports[0][1]
     inputs = first.inputs
+    drawn = charts(reports)
     sections: list[str | go.Figure] = []
-    for name, report in reports:
-        sections += [_summary(name, report), _per_day(name, report), _per_hour(name, report)]
+    for ruleset in drawn.rulesets:
+        sections.append(_summary(ruleset.name, ruleset.report))
+        sections += [chart.figure for chart in ruleset.charts]
     sections.append("<h2>Rules</h2>")
-    sections += [_per_rule(reports), _held_back(reports)]
-    if len(reports) == 2:
+    sections += [chart.figure for chart in drawn.rules]
+    if drawn.difference:
         sections.append("<h2>What the compared rules change</h2>")
-        sections += _difference(reports[0][1], reports[1][1])
+        sections += [chart.figure for chart in drawn.difference]
     body = []
     script_included = False
     for section in sections:

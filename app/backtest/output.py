@@ -10,8 +10,9 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
+from pathlib import Path
 
-from app.backtest.chart import render_html
+from app.backtest.chart import named_reports, render_html
 from rules.offline.backtest import BacktestReport, RuleSummary
 from rules.offline.compare import BacktestDiff
 from rules.offline.report import CampaignReport
@@ -263,16 +264,30 @@ def report_files(report: BacktestReport, diff: BacktestDiff | None = None) -> di
     ruleset's CSVs come as ``*-other.csv``.
     """
     document = diff if diff is not None else report
-    charts = [("rules", report)]
-    if diff is not None:
-        charts = [("base rules", report), ("compared rules", diff.other)]
     files = {
         "report.json": document.model_dump_json(indent=2),
         "rules.csv": rules_csv(report),
         "daily.csv": daily_csv(report),
-        "chart.html": render_html(charts),
+        "chart.html": render_html(named_reports(report, diff)),
     }
     if diff is not None:
         files["rules-other.csv"] = rules_csv(diff.other)
         files["daily-other.csv"] = daily_csv(diff.other)
     return files
+
+
+def write_report_files(
+    out: Path, report: BacktestReport, diff: BacktestDiff | None = None
+) -> list[Path]:
+    """Write :func:`report_files` into ``out`` (made if missing); the paths written.
+
+    ``kairos backtest --out`` and the console's backtest runs both write with it, so a folder
+    either made opens the same way.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in report_files(report, diff).items():
+        path = out / name
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written

@@ -25,6 +25,7 @@ from rules.language.loader import load_ruleset
 from rules.language.yaml_reader import plain_yaml, read_document
 from rules.offline.backtest import Backtest
 from rules.offline.responses import ResponseModel, ResponseRates, estimate
+from rules.ruleset import Ruleset
 from schemas.codec import decode_event, decode_feedback, decode_profile
 from schemas.errors import InvalidEventError, KairosError
 from schemas.feedback import Feedback
@@ -204,42 +205,58 @@ def _recorded(source: BacktestSource) -> list[Feedback]:
 
 
 def run_backtest(
-    rules: Path,
+    rules: Path | Ruleset,
     events: Sequence[Path] | BacktestSource,
     profiles: Path | None = None,
     policy: Path | None = None,
-    compare: Path | None = None,
+    compare: Path | Ruleset | None = None,
     progress: bool | None = None,
     keep_actions: bool = False,
     responses: Responses = Responses(),
     options: EngineOptions | None = None,
+    on_progress: Callable[[int, float], None] | None = None,
 ) -> BacktestRun:
     """Replay the inputs through ``rules`` (and ``compare``, side by side, parsed once).
 
-    ``events`` is a list of JSONL files (with ``profiles``, read first) or any source;
-    ``responses`` says how the channels answer the contacts (see :class:`Responses`);
-    ``options``, the engine's tolerances (a worker's timer grace, allowed lateness), when the
-    worker to compare with does not run on the defaults.
+    ``rules`` and ``compare`` are rule files (a directory or a file) or a compiled ruleset (a
+    deployed version, :func:`rules.deployments.compile_bundle`); ``policy`` replaces the
+    policy of rule files only. ``events`` is a list of JSONL files (with ``profiles``, read
+    first) or any source; ``responses`` says how the channels answer the contacts (see
+    :class:`Responses`); ``options``, the engine's tolerances (a worker's timer grace,
+    allowed lateness), when the worker to compare with does not run on the defaults.
+    ``on_progress(events, fraction)`` is called as the replay starts (0 events) and then
+    every few thousand events, with the fraction of the input read when it is known (the
+    console's progress bar; the terminal's is ``progress``).
 
     Raises:
         RuleFileError: a ruleset or the policy file does not compile.
         BacktestInputError: an input file is missing, or the response rates are wrong.
+        ValueError: a policy file given with a compiled ruleset.
 
     """
+    if policy is not None and any(isinstance(r, Ruleset) for r in (rules, compare)):
+        raise ValueError("a policy file replaces the policy of rule files, not of a ruleset")
     source = FileSource(events, profiles) if isinstance(events, Sequence) else events
     # only the simulated channels need the recorded reports ahead (which actions they answer)
     recorded = _recorded(source) if responses.mode == "simulate" else []
     model = _response_model(responses, recorded)
     answered = frozenset(report.action_id for report in recorded)
     backtests = [
-        Backtest(load_ruleset(path, policy=policy), options or EngineOptions(), model, answered)
-        for path in (rules, *([compare] if compare is not None else []))
+        Backtest(
+            given if isinstance(given, Ruleset) else load_ruleset(given, policy=policy),
+            options or EngineOptions(),
+            model,
+            answered,
+        )
+        for given in (rules, *([compare] if compare is not None else []))
     ]
     for backtest in backtests:
         backtest.keep_actions = keep_actions
     bar = Progress("backtest", "events", sized=True, enabled=progress)
     started = time.perf_counter()
     count = 0
+    if on_progress is not None:
+        on_progress(0, 0.0)
     for kind, raw in source.records():
         if kind == "profile":
             _feed_profile(backtests, raw)
@@ -250,6 +267,8 @@ def run_backtest(
         count += 1
         if count % 4096 == 0:
             bar.update(count, source.fraction_read)
+            if on_progress is not None:
+                on_progress(count, source.fraction_read)
         try:
             event = decode_event(raw)
         except InvalidEventError as exc:

@@ -77,9 +77,9 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         TopicRangeSource,
         render_diff,
         render_table,
-        report_files,
         run_backtest,
     )
+    from app.backtest.output import write_report_files
     from app.kafka import bootstrap_servers
     from app.settings import load_settings
     from rules.offline.compare import compare
@@ -131,11 +131,8 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         if diff is not None:
             print("\n" + render_diff(diff))
     if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        files = report_files(report, diff)
-        for name, text in files.items():
-            (args.out / name).write_text(text, encoding="utf-8")
-        print(f"\nwrote {', '.join(str(args.out / name) for name in files)}", file=sys.stderr)
+        written = write_report_files(args.out, report, diff)
+        print(f"\nwrote {', '.join(str(path) for path in written)}", file=sys.stderr)
     print(
         f"{run.events:,} events in {run.seconds:.1f}s ({run.events_per_second:,.0f} events/s)",
         file=sys.stderr,

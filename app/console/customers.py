@@ -3,21 +3,25 @@
 "Why did, or didn't, this customer hear from us?" is answered by the worker that owns the
 customer's partition, through its customer API (``GET /customers/{id}`` with the bearer
 token, :mod:`app.worker.web`); any worker forwards to the owner, so the console asks the
-configured workers in turn until one answers. The console keeps no copy: a look-up shows
-the state as it is now, and nothing of it is cached or logged.
+configured workers in turn until one answers. The console keeps no copy of the state: a
+look-up shows it as it is now, and nothing of it is cached or logged.
 
 :func:`timeline` turns the answer into what a support agent reads, newest first: the
-events last seen, each recent decision with its reason (in words, from :data:`REASONS`),
-the contacts made and what their channels reported, and what is still pending (a deferred
-contact, an absence wait, a goal being watched). When the store can give the customer's
-full decision records (:class:`CustomerDecisions`), their reason text and evidence are
-shown instead of the worker's short notes.
+events last seen, each decision with its reason (in words, from :data:`REASONS`), the
+contacts made and what their channels reported, and what is still pending (a deferred
+contact, an absence wait, a goal being watched). The workers keep a short note of each
+customer's last few decisions only; the console's store (:class:`CustomerDecisions`) keeps
+their latest decisions whole — the reason's text, the evidence the rule read, the trigger
+events and what the contact's channel reported — so the timeline shows those, and a
+worker's note only for a decision the store has not read yet (it follows the topics a
+moment behind).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -26,7 +30,8 @@ from urllib.parse import quote
 import aiohttp
 from pydantic import SecretStr
 
-from schemas.decisions import Decision, Reason
+from app.console.model import CustomerDecision
+from schemas.decisions import Reason
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +62,19 @@ REASONS: dict[str, str] = {
 }
 
 EntryKind = Literal["event", "decision", "action", "feedback", "pending", "goal", "note"]
+#: Where a decision's entry comes from: the store's whole record, or a worker's short note.
+EntrySource = Literal["store", "worker"]
 
 
 @dataclass(frozen=True)
 class TimelineEntry:
-    """One line of the timeline."""
+    """One line of the timeline.
+
+    A decision the store kept also has the worker's own ``reason_text``, its ``evidence``
+    (each field the rule's conditions read, with its value as text), the ids of the events
+    that triggered it, and for a contact its action (the store's pseudonym) and what its
+    channel reported furthest.
+    """
 
     at: datetime | None
     kind: EntryKind
@@ -69,7 +82,14 @@ class TimelineEntry:
     detail: str = ""
     outcome: str | None = None
     reason_code: str | None = None
-    evidence: Mapping[str, Any] = field(default_factory=dict)
+    evidence: Mapping[str, str] = field(default_factory=dict)
+    reason_text: str = ""
+    trigger_event_ids: Sequence[str] = ()
+    action: str = ""
+    action_status: str = ""
+    action_status_at: datetime | None = None
+    deferred_until: datetime | None = None
+    source: EntrySource | None = None
 
 
 @dataclass(frozen=True)
@@ -95,13 +115,17 @@ class CustomerSource(Protocol):
 
 @runtime_checkable
 class CustomerDecisions(Protocol):
-    """A store that can give one customer's full decision records (optional).
+    """A store that can give one customer's decision records (optional).
 
-    The workers keep only a short note of each recent decision; a store that keeps the
-    decisions topic can give the reason text and the evidence the rule read.
+    The workers keep only a short note of each recent decision; a store that follows the
+    decisions topic gives the reason text, the evidence the rule read, the trigger events
+    and the contact's channel status (:class:`app.console.store.ConsoleStore`). ``key`` is
+    the store's keyed hash of an id, which matches a worker's note to a stored decision.
     """
 
-    def customer_decisions(self, customer_id: str, limit: int) -> list[Decision]: ...
+    def key(self, identifier: str) -> str: ...
+
+    def customer_decisions(self, customer_id: str, limit: int) -> list[CustomerDecision]: ...
 
 
 class WorkerCustomerApi:
@@ -160,9 +184,16 @@ def worker_urls(setting: str) -> list[str]:
 
 
 def view_of(
-    status: int, body: Mapping[str, Any], decisions: Sequence[Decision] = ()
+    status: int,
+    body: Mapping[str, Any],
+    decisions: Sequence[CustomerDecision] = (),
+    key: Callable[[str], str] | None = None,
 ) -> CustomerView:
-    """The page for a worker's answer (status, body) and, if any, the store's decisions."""
+    """The page for a worker's answer (status, body) and, if any, the store's decisions.
+
+    ``key`` (the store's :meth:`CustomerDecisions.key`) matches the worker's notes to the
+    store's decisions, so that a decision both have is shown once, whole.
+    """
     if status == 404:
         error = str(body.get("error", ""))
         if "off" in error:
@@ -183,7 +214,7 @@ def view_of(
         found=True,
         served_by=str(body.get("served_by", "")),
         profile=profile_summary(state.get("profile")),
-        entries=timeline(state, body.get("recent_decisions") or [], decisions),
+        entries=timeline(state, body.get("recent_decisions") or [], decisions, key),
     )
 
 
@@ -206,9 +237,14 @@ def profile_summary(profile: Mapping[str, Any] | None) -> dict[str, str]:
 def timeline(
     state: Mapping[str, Any],
     notes: Sequence[Mapping[str, Any]],
-    decisions: Sequence[Decision] = (),
+    decisions: Sequence[CustomerDecision] = (),
+    key: Callable[[str], str] | None = None,
 ) -> list[TimelineEntry]:
-    """Every dated thing the state holds, newest first (undated ones last)."""
+    """Every dated thing the state holds and the store's decisions, newest first.
+
+    Undated entries come last. A worker's note of a decision the store also has (matched by
+    the decision id's ``key``) is left out: the store's record says more.
+    """
     entries: list[TimelineEntry] = []
     counts = state.get("event_counts") or {}
     for event_type, at in (state.get("last_seen") or {}).items():
@@ -221,7 +257,7 @@ def timeline(
                 f"{seen} seen in all" if seen is not None else "",
             )
         )
-    entries += _decision_entries(notes, decisions)
+    entries += _decision_entries(notes, decisions, key)
     for contact in state.get("contacts") or []:
         entries.append(
             TimelineEntry(
@@ -278,24 +314,17 @@ def timeline(
 
 
 def _decision_entries(
-    notes: Sequence[Mapping[str, Any]], decisions: Sequence[Decision]
+    notes: Sequence[Mapping[str, Any]],
+    decisions: Sequence[CustomerDecision],
+    key: Callable[[str], str] | None,
 ) -> list[TimelineEntry]:
-    if decisions:
-        return [
-            TimelineEntry(
-                decision.decided_at,
-                "decision",
-                f"{decision.rule_id} v{decision.rule_version}: {decision.outcome.value}"
-                + (f" on {decision.channel.value}" if decision.channel else ""),
-                decision.reason or REASONS.get(decision.reason_code, ""),
-                outcome=decision.outcome.value,
-                reason_code=decision.reason_code.value,
-                evidence=dict(decision.evidence),
-            )
-            for decision in decisions
-        ]
-    entries = []
+    """The store's decisions whole, then the notes of decisions the store has not read yet."""
+    entries = [_stored_entry(decision) for decision in decisions]
+    stored = {decision.decision_key for decision in decisions}
     for note in notes:
+        decision_id = note.get("decision_id")
+        if key is not None and isinstance(decision_id, str) and key(decision_id) in stored:
+            continue
         code = str(note.get("reason_code", ""))
         channel = note.get("channel")
         entries.append(
@@ -307,9 +336,41 @@ def _decision_entries(
                 REASONS.get(code, code),
                 outcome=str(note.get("outcome", "")),
                 reason_code=code,
+                source="worker",
             )
         )
     return entries
+
+
+def _stored_entry(decision: CustomerDecision) -> TimelineEntry:
+    action = ""
+    if decision.action_key:
+        channel = (decision.channel or "").upper()
+        action = f"{channel} contact {decision.action_key[:8]}".strip()
+    return TimelineEntry(
+        decision.decided_at,
+        "decision",
+        f"{decision.rule_id} v{decision.rule_version}: {decision.outcome}"
+        + (f" on {decision.channel}" if decision.channel else ""),
+        REASONS.get(decision.reason_code, decision.reason_code),
+        outcome=decision.outcome,
+        reason_code=decision.reason_code,
+        evidence={name: evidence_text(value) for name, value in decision.evidence.items()},
+        reason_text=decision.reason,
+        trigger_event_ids=list(decision.trigger_event_ids),
+        action=action,
+        action_status=decision.action_status or ("no report yet" if action else ""),
+        action_status_at=decision.action_status_at,
+        deferred_until=decision.deferred_until,
+        source="store",
+    )
+
+
+def evidence_text(value: Any) -> str:
+    """An evidence value as a person reads it: text as it is, anything else as JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
 
 
 def _time(value: object) -> datetime | None:

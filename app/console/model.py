@@ -10,7 +10,7 @@ live refresh read. Rates and intervals are computed the way ``kairos report`` co
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -91,6 +91,45 @@ class StoreStatus(_Record):
     updated_at: datetime | None = Field(
         default=None, description="Wall-clock time the store last wrote a batch."
     )
+
+
+class CustomerDecision(_Record):
+    """One of a customer's decisions as the store keeps it, for the customer page.
+
+    The decision as its worker wrote it — the reason's text, the evidence (each value the
+    rule's conditions read), the events that triggered it — with what its channel reported
+    of the contact. Ids are the store's keyed hashes (``ConsoleStore.key``), never the ids
+    themselves; the customer's own id is replaced by :data:`CUSTOMER_PLACEHOLDER` wherever
+    the reason, the evidence or the trigger event ids held it.
+    """
+
+    decision_key: str = Field(description="The store's keyed hash of the decision id.")
+    rule_id: str
+    rule_version: int
+    ruleset_version: str
+    outcome: str
+    reason_code: str
+    reason: str = Field(description="The reason as the worker wrote it.")
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    trigger_event_ids: list[str] = Field(default_factory=list)
+    channel: str | None = None
+    action_key: str | None = Field(
+        default=None, description="The store's keyed hash of the contact's action id."
+    )
+    action_status: str | None = Field(
+        default=None,
+        description="The furthest status its channel reported of the contact (as the "
+        "campaigns' funnel counts it); None before any report.",
+    )
+    action_status_at: datetime | None = None
+    decided_at: datetime
+    deferred_until: datetime | None = None
+    campaign: str | None = None
+    wave: int | None = None
+
+
+#: What stands for the customer's own id in a stored decision's reason, evidence and events.
+CUSTOMER_PLACEHOLDER = "[customer]"
 
 
 class CampaignQueries(Protocol):

@@ -413,8 +413,9 @@ async def customer_lookup(request: web.Request) -> web.Response:
         status, body = await console.customers.fetch(customer_id)
     except CustomerLookupError as exc:
         return _problem(request, "The workers did not answer", str(exc), 502)
-    decisions = []
-    if isinstance(console.store, CustomerDecisions):
+    decisions, key = [], None
+    if isinstance(console.store, CustomerDecisions):  # the reasons and evidence it keeps
+        key = console.store.key
         decisions = await console.query(
             console.store.customer_decisions, customer_id, CUSTOMER_DECISIONS
         )
@@ -422,7 +423,7 @@ async def customer_lookup(request: web.Request) -> web.Response:
         request,
         "customer.html",
         {
-            "view": view_of(status, body, decisions),
+            "view": view_of(status, body, decisions, key),
             "customer_id": customer_id,
             "purpose": purpose,
             "error": "",

@@ -18,6 +18,7 @@ import secrets
 import signal
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 
 from agents.clock import utc_now, warped
 from app.console.audit import KafkaAuditSink
@@ -65,6 +66,13 @@ def customer_id_secret(settings: Settings) -> bytes:
     return secret.encode()
 
 
+def backtest_dir(settings: Settings) -> Path:
+    """The backtest page's directory: configured, else ``backtests`` beside the store."""
+    if settings.console_backtest_dir is not None:
+        return settings.console_backtest_dir
+    return settings.console_store_path.parent / "backtests"
+
+
 def credentials(settings: Settings) -> Credentials:
     """Sign-in as configured; a ConfigurationError when neither way is."""
     users = read_users(settings.console_users_file) if settings.console_users_file else None
@@ -93,10 +101,16 @@ def run_console(settings: Settings, announce: Callable[[str], None] = print) -> 
             written with another customer-id secret).
 
     """
+    from app.console.backtests import Backtests
     from app.console.ingest import Follower
     from app.console.store import ConsoleStore
 
     sign_in = credentials(settings)  # before anything is opened: a misconfiguration is quick
+    backtests = Backtests.at(
+        backtest_dir(settings),
+        settings.console_backtest_upload_max_mb * 2**20,
+        bootstrap_rules=settings.rules_path if settings.rules_path.exists() else None,
+    )
     topics = TopicNames(settings.topic_prefix)
     bootstrap = bootstrap_servers(settings.broker_url)
     store = ConsoleStore(settings.console_store_path, customer_id_secret(settings))
@@ -116,12 +130,14 @@ def run_console(settings: Settings, announce: Callable[[str], None] = print) -> 
             cookie_secure=settings.console_cookie_secure,
             name=f"{settings.console_host}:{settings.console_port}",
         ),
+        backtests=backtests,
         clock=console_clock(settings),
     )
     try:
         follower.start()
         asyncio.run(_serve_until_stopped(console, settings, announce))
     finally:
+        backtests.close()
         follower.stop()
         audit.close()
         store.close()

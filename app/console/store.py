@@ -11,9 +11,12 @@ as ``kairos report`` derives them.
 
 **What it keeps.** Only what the pages need, one table per kind of record:
 
-* ``decisions``: rule, version, outcome, reason code, channel, the decision's time; not
-  the reason's text, the trigger events or the evidence, which the customer page reads
-  from the workers;
+* ``decisions``: rule, version, outcome, reason code, channel, the decision's time, for
+  every decision read;
+* ``decision_details``: for the customer page, the reason's text, the evidence (every value
+  the rule's conditions read, as JSON), the trigger event ids and when a deferred contact
+  is due again, of each customer's latest :data:`DECISIONS_PER_CUSTOMER` decisions only
+  (by ``decided_at``): bounded per customer, whatever the history's length;
 * ``conversions``: one row per (rule, group, decision), the unit ``kairos report`` counts;
 * ``feedback``: each channel report's status and rank, for every action's furthest status;
 * ``profiles``: each customer's time zone only (the local hour of a contact);
@@ -35,8 +38,12 @@ kept as a keyed hash (HMAC-SHA256 with the secret the constructor takes, 128 bit
 still joins and de-duplicates but cannot be reversed, or matched against the topics,
 without the secret. The file records a check value of the secret (an HMAC of a fixed
 label), so a console started with another secret refuses the file instead of silently
-keying new records apart from the old ones. A profile tombstone (a customer erased from
-the compacted profile topic) deletes their time zone.
+keying new records apart from the old ones. Decision details are looked up by the
+customer's hash (:meth:`ConsoleStore.customer_decisions`); the evidence can hold personal
+data (an amount, a merchant), so wherever the customer's own id appears in a reason, the
+evidence or a trigger event id it is replaced by ``[customer]`` before it is written. A
+profile tombstone (a customer erased from the compacted profile topic) deletes their time
+zone and every decision detail kept of them, those read in the same batch included.
 
 **Time.** Times are stored as UTC. A window is ``decided_at`` at or after its start:
 ``today`` since 00:00 UTC of ``now``'s day, ``7d`` and ``30d`` since ``now`` minus 7 or 30
@@ -56,7 +63,7 @@ import json
 import logging
 import textwrap
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -64,11 +71,14 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from pydantic_core import to_jsonable_python
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from app.console.model import (
+    CUSTOMER_PLACEHOLDER,
     CampaignDetail,
     CampaignRow,
+    CustomerDecision,
     DayCount,
     RuleVersion,
     StoreStatus,
@@ -84,6 +94,7 @@ from schemas.feedback import ENGAGED, STATUS_RANK, Feedback, FeedbackStatus
 from schemas.profile import CustomerProfile
 
 __all__ = [
+    "DECISIONS_PER_CUSTOMER",
     "SCHEMA_VERSION",
     "TREND_DAYS",
     "Batch",
@@ -96,7 +107,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: The layout of the tables; a file of another layout is refused (delete it to rebuild).
-SCHEMA_VERSION = 1
+#: 2: ``decision_details`` (the customer page's reasons and evidence).
+SCHEMA_VERSION = 2
+#: Decisions per customer whose details (reason text, evidence, trigger events) are kept.
+DECISIONS_PER_CUSTOMER = 50
 #: Days in a campaign row's trend (sent per day), ending with ``now``'s day.
 TREND_DAYS = 14
 #: Days of a campaign page's contacts-per-day chart, ending with ``now``'s day.
@@ -126,6 +140,16 @@ CREATE TABLE IF NOT EXISTS decisions (
     campaign VARCHAR,
     wave INTEGER,
     seq BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS decision_details (
+    decision_key VARCHAR PRIMARY KEY,
+    customer_key VARCHAR NOT NULL,
+    decided_at TIMESTAMP NOT NULL,
+    seq BIGINT NOT NULL,
+    reason VARCHAR NOT NULL,
+    evidence VARCHAR NOT NULL,
+    trigger_event_ids VARCHAR NOT NULL,
+    deferred_until TIMESTAMP
 );
 CREATE TABLE IF NOT EXISTS conversions (
     rule_id VARCHAR NOT NULL,
@@ -353,6 +377,49 @@ ORDER BY rule_version DESC
 """
 
 
+#: The details beyond each of the batch's customers' latest ``$keep`` decisions (the latest by
+#: ``decided_at``, then by arrival).
+_PRUNE_DETAILS_SQL = """
+DELETE FROM decision_details WHERE decision_key IN (
+    SELECT decision_key FROM (
+        SELECT decision_key, row_number() OVER (
+            PARTITION BY customer_key ORDER BY decided_at DESC, seq DESC
+        ) AS newest
+        FROM decision_details
+        WHERE customer_key IN (SELECT unnest($customers::VARCHAR[]))
+    )
+    WHERE newest > $keep
+)
+"""
+
+#: One customer's latest decisions with their details, and each contact's furthest status
+#: (as the funnel reads it: highest rank, between equal ranks the first report).
+_CUSTOMER_DECISIONS_SQL = """
+WITH mine AS (
+    SELECT
+        x.decision_key, x.seq, x.reason, x.evidence, x.trigger_event_ids, x.deferred_until,
+        d.rule_id, d.rule_version, d.ruleset_version, d.outcome, d.reason_code, d.channel,
+        d.action_key, d.decided_at, d.campaign, d.wave
+    FROM decision_details x JOIN decisions d ON d.decision_key = x.decision_key
+    WHERE x.customer_key = $customer
+    ORDER BY x.decided_at DESC, x.seq DESC
+    LIMIT $limit
+),
+furthest AS (
+    SELECT
+        f.action_key,
+        first(f.status ORDER BY f.status_rank DESC, f.seq) AS action_status,
+        first(f.occurred_at ORDER BY f.status_rank DESC, f.seq) AS action_status_at
+    FROM feedback f
+    WHERE f.action_key IN (SELECT action_key FROM mine WHERE action_key IS NOT NULL)
+    GROUP BY f.action_key
+)
+SELECT mine.*, s.action_status, s.action_status_at
+FROM mine LEFT JOIN furthest s ON s.action_key = mine.action_key
+ORDER BY mine.decided_at DESC, mine.seq DESC
+"""
+
+
 def _outcome_parameters() -> dict[str, Any]:
     return {
         "sent": Outcome.SENT.value,
@@ -390,6 +457,24 @@ _UPSERTS: dict[str, tuple[dict[str, str], str]] = {
         "reason_code = excluded.reason_code, channel = excluded.channel, "
         "action_key = excluded.action_key, decided_at = excluded.decided_at, "
         "campaign = excluded.campaign, wave = excluded.wave",
+    ),
+    # evidence (a JSON object) and trigger_event_ids (a JSON array of strings) arrive as JSON
+    # and are kept as its text.
+    "decision_details": (
+        {
+            "decision_key": "VARCHAR",
+            "customer_key": "VARCHAR",
+            "decided_at": "TIMESTAMP",
+            "seq": "BIGINT",
+            "reason": "VARCHAR",
+            "evidence": "JSON",
+            "trigger_event_ids": "JSON",
+            "deferred_until": "TIMESTAMP",
+        },
+        "ON CONFLICT (decision_key) DO UPDATE SET customer_key = excluded.customer_key, "
+        "decided_at = excluded.decided_at, reason = excluded.reason, "
+        "evidence = excluded.evidence, trigger_event_ids = excluded.trigger_event_ids, "
+        "deferred_until = excluded.deferred_until",
     ),
     "conversions": (
         {
@@ -468,13 +553,23 @@ class ConsoleStore:
     :class:`app.console.model.CampaignQueries`.
 
     ``secret`` keys the hashes that stand for customer and record ids (see the module's
-    docstring); it must be the same every time the file is opened.
+    docstring); it must be the same every time the file is opened. ``decisions_per_customer``
+    bounds the decision details kept per customer (the customer page's).
     """
 
-    def __init__(self, path: Path | str, secret: bytes | str) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        secret: bytes | str,
+        *,
+        decisions_per_customer: int = DECISIONS_PER_CUSTOMER,
+    ) -> None:
         self._secret = secret.encode() if isinstance(secret, str) else bytes(secret)
         if not self._secret:
             raise ConsoleStoreError("the console store needs a non-empty secret for its hashes")
+        if decisions_per_customer < 1:
+            raise ConsoleStoreError("the console store keeps at least one decision per customer")
+        self.decisions_per_customer = decisions_per_customer
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -496,13 +591,17 @@ class ConsoleStore:
     # ----------------------------------------------------------------- lifecycle
 
     def _prepare(self) -> None:
-        """Create the tables, or check that an existing file is ours and keyed alike."""
+        """Create the tables, or check that an existing file is ours and keyed alike.
+
+        A file of another layout is refused as it is: no table of this layout is added to it.
+        """
         check = hmac.new(self._secret, _SECRET_LABEL, hashlib.sha256).hexdigest()
         with self._cursor() as cursor:
             cursor.execute("BEGIN TRANSACTION")
-            cursor.execute(_TABLES)
+            cursor.execute(_TABLES.split(";", 1)[0])  # meta: what says whose file this is
             stored = dict(cursor.execute("SELECT key, value FROM meta").fetchall())
             if not stored:
+                cursor.execute(_TABLES)
                 initial = {
                     "schema_version": str(SCHEMA_VERSION),
                     "secret_check": check,
@@ -603,6 +702,7 @@ class ConsoleStore:
         # Within a batch as across batches: the last copy of a record wins, in the place of
         # the first (a dict's semantics, which build_report's de-duplication has).
         decisions: dict[str, dict[str, Any]] = {}
+        details: dict[str, dict[str, Any]] = {}
         for decision in batch.decisions:
             key = self.key(decision.decision_id)
             seq += 1
@@ -621,6 +721,7 @@ class ConsoleStore:
                 "wave": decision.wave,
                 "seq": decisions[key]["seq"] if key in decisions else seq,
             }
+            details[key] = _details(decision, decisions[key])
         feedback: dict[str, dict[str, Any]] = {}
         for report in batch.feedback:
             key = self.key(report.feedback_id)
@@ -645,6 +746,12 @@ class ConsoleStore:
         _upsert(cursor, "decisions", list(decisions.values()))
         _upsert(cursor, "feedback", list(feedback.values()))
         _upsert(cursor, "conversions", list(conversions.values()))
+        _upsert(cursor, "decision_details", list(details.values()))
+        if details:
+            customers = sorted({row["customer_key"] for row in details.values()})
+            cursor.execute(
+                _PRUNE_DETAILS_SQL, {"customers": customers, "keep": self.decisions_per_customer}
+            )
         self._write_profiles(cursor, batch)
         self._write_bundles(cursor, batch)
         if batch.offsets:
@@ -683,9 +790,10 @@ class ConsoleStore:
                     "updated_at": _iso(profile.updated_at),
                 }
         if erased:  # then whatever came after the tombstone, whatever its updated_at
-            cursor.execute(
-                "DELETE FROM profiles WHERE list_contains(?, customer_key)", [sorted(erased)]
-            )
+            for table in ("profiles", "decision_details"):  # the batch's decisions included
+                cursor.execute(
+                    f"DELETE FROM {table} WHERE list_contains(?, customer_key)", [sorted(erased)]
+                )
         _upsert(cursor, "profiles", list(profiles.values()))
 
     def _write_bundles(self, cursor: duckdb.DuckDBPyConnection, batch: Batch) -> None:
@@ -771,6 +879,40 @@ class ConsoleStore:
             local_hour_utc=at_utc,
             versions=versions,
         )
+
+    def customer_decisions(self, customer_id: str, limit: int) -> list[CustomerDecision]:
+        """The customer's latest ``limit`` decisions with their details, newest first.
+
+        Looked up by the customer id's keyed hash: the id itself is neither kept nor logged.
+        At most the :data:`DECISIONS_PER_CUSTOMER` (the constructor's bound) latest are kept;
+        none once a profile tombstone erased the customer. Each contact has the furthest
+        status its channel reported.
+        """
+        parameters = {"customer": self.key(customer_id), "limit": max(0, limit)}
+        with self._snapshot() as cursor:
+            rows = _records(cursor, _CUSTOMER_DECISIONS_SQL, parameters)
+        return [
+            CustomerDecision(
+                decision_key=row["decision_key"],
+                rule_id=row["rule_id"],
+                rule_version=row["rule_version"],
+                ruleset_version=row["ruleset_version"],
+                outcome=row["outcome"],
+                reason_code=row["reason_code"],
+                reason=row["reason"],
+                evidence=json.loads(row["evidence"]),
+                trigger_event_ids=json.loads(row["trigger_event_ids"]),
+                channel=row["channel"],
+                action_key=row["action_key"],
+                action_status=row["action_status"],
+                action_status_at=_aware(row["action_status_at"]),
+                decided_at=row["decided_at"].replace(tzinfo=UTC),
+                deferred_until=_aware(row["deferred_until"]),
+                campaign=row["campaign"],
+                wave=row["wave"],
+            )
+            for row in rows
+        ]
 
     def status(self) -> StoreStatus:
         """Records read, the newest decision's time, the follower's lag, the last write."""
@@ -889,6 +1031,44 @@ class ConsoleStore:
             )
             for row in _records(cursor, _VERSIONS_SQL, {"rule": rule_id})
         ]
+
+
+def _details(decision: Decision, row: Mapping[str, Any]) -> dict[str, Any]:
+    """The customer page's part of a decision beside its ``row``, the customer's id replaced."""
+    scrub = _scrubber(decision.customer_id)
+    return {
+        "decision_key": row["decision_key"],
+        "customer_key": row["customer_key"],
+        "decided_at": row["decided_at"],
+        "seq": row["seq"],
+        "reason": scrub(decision.reason),
+        "evidence": scrub(decision.evidence),
+        "trigger_event_ids": [scrub(event_id) for event_id in decision.trigger_event_ids],
+        "deferred_until": (
+            None if decision.deferred_until is None else _iso(decision.deferred_until)
+        ),
+    }
+
+
+def _scrubber(customer_id: str) -> Callable[[Any], Any]:
+    """Replaces the customer's id wherever it appears in a value's strings and keys.
+
+    What it gives is JSON's: a value of another type (a date, a decimal, from a decision
+    made in Python rather than read from the topic) becomes its JSON form first.
+    """
+
+    def scrub(value: Any) -> Any:
+        if isinstance(value, str):
+            return value.replace(customer_id, CUSTOMER_PLACEHOLDER)
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        if isinstance(value, list | tuple):
+            return [scrub(item) for item in value]
+        if isinstance(value, dict):
+            return {scrub(str(name)): scrub(item) for name, item in value.items()}
+        return scrub(to_jsonable_python(value))
+
+    return scrub
 
 
 def _records(

@@ -17,7 +17,9 @@ What every request goes through, outermost first:
    POST answers 401.
 3. **CSRF** (:func:`_require_csrf`): every POST but the sign-in (which has its own token)
    carries the session's CSRF token, as the form field ``csrf`` or the header
-   ``X-CSRF-Token``; without it, 403 and nothing happens.
+   ``X-CSRF-Token``; without it, 403 and nothing happens. An upload
+   (:data:`STREAMED_UPLOADS`) is not read whole here: its token is the header or the form's
+   first field, read alone, and the handler streams the rest to disk within its own bound.
 
 The access log (:class:`AccessLogger`) writes the matched route's template
 (``/campaigns/{rule_id}``), never the path or query a browser sent, so neither a customer id
@@ -34,10 +36,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
-from aiohttp import web
+from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import Handler
 
@@ -46,6 +48,9 @@ from app.console.auth import Credentials, Session, Sessions
 from app.console.customers import CustomerSource
 from app.console.deploys import RegistryReader
 from app.console.model import CampaignQueries
+
+if TYPE_CHECKING:  # its charts import plotly: only the backtest pages need it
+    from app.console.backtests import Backtests
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("kairos.console.access")
@@ -56,6 +61,10 @@ SESSION_COOKIE = "kairos_console"
 LOGIN_COOKIE = "kairos_console_login"
 #: The only paths served without a session.
 PUBLIC_PATHS = frozenset({"/healthz", "/login", "/static/console.css", "/static/favicon.svg"})
+#: POSTs whose multipart body the handler streams to disk (``request[UPLOAD]``).
+STREAMED_UPLOADS = frozenset({"/backtests/runs"})
+#: The longest CSRF form field read from an upload's first part.
+_MAX_CSRF_FIELD = 256
 
 CONTENT_SECURITY_POLICY = "; ".join(
     (
@@ -106,6 +115,8 @@ class Console:
     credentials: Credentials
     sessions: Sessions
     options: ConsoleOptions = field(default_factory=ConsoleOptions)
+    #: The backtest page's folders and runs; None turns the page off.
+    backtests: Backtests | None = None
     #: "Now" for the windows: the demo's simulated clock there, real time elsewhere.
     clock: Callable[[], datetime] = utc_now
     templates: jinja2.Environment = field(default_factory=lambda: templates())
@@ -117,6 +128,8 @@ class Console:
 
 CONSOLE = web.AppKey("console", Console)
 SESSION = web.RequestKey("session", Session)
+#: A streamed upload's multipart reader, past its CSRF field.
+UPLOAD = web.RequestKey("upload", MultipartReader)
 
 
 def templates() -> jinja2.Environment:
@@ -142,11 +155,12 @@ def session_of(request: web.Request) -> Session | None:
 
 def create_app(console: Console) -> web.Application:
     """The console's application: routes, middlewares, and ``console`` for the handlers."""
-    from app.console import api, pages
+    from app.console import api, backtest_views, pages
 
     app = web.Application(
         middlewares=[_security_headers, _require_session, _require_csrf],
-        client_max_size=64 * 1024,  # forms only: a look-up, a rollback, a sign-in
+        # forms only (a look-up, a rollback, a sign-in); an upload is streamed by its handler
+        client_max_size=64 * 1024,
     )
     app[CONSOLE] = console
     router = app.router
@@ -162,11 +176,19 @@ def create_app(console: Console) -> web.Application:
     router.add_post("/deploys/rollback/confirm", pages.rollback)
     router.add_get("/customer", pages.customer_form)
     router.add_post("/customer", pages.customer_lookup)
+    router.add_get("/backtests", backtest_views.backtests)
+    router.add_post("/backtests/runs", backtest_views.start_run)
+    router.add_get("/backtests/runs/{run_id}", backtest_views.run_page)
+    router.add_get("/backtests/{name}", backtest_views.backtest)
+    router.add_get("/backtests/{name}/files/{file}", backtest_views.backtest_file)
     router.add_get("/api/status", api.status)
     router.add_get("/api/campaigns", api.campaigns)
     router.add_get("/api/campaigns/{rule_id}", api.campaign)
     router.add_get("/api/deploys", api.deploys)
     router.add_get("/api/deploys/diff", api.deploy_diff)
+    router.add_get("/api/backtests", backtest_views.api_backtests)
+    router.add_get("/api/backtests/runs/{run_id}", backtest_views.api_run)
+    router.add_get("/api/backtests/{name}", backtest_views.api_backtest)
     router.add_get("/static/vendor/plotly.min.js", _plotly)
     router.add_static("/static/", STATIC, append_version=False)
     return app
@@ -225,8 +247,12 @@ async def _require_session(request: web.Request, handler: Handler) -> web.Stream
 async def _require_csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.method == "POST" and request.path != "/login":
         session = session_of(request)
-        form = await request.post()
-        presented = request.headers.get("X-CSRF-Token") or form.get("csrf")
+        presented: object
+        if request.path in STREAMED_UPLOADS:
+            presented = await _upload_csrf(request)
+        else:
+            form = await request.post()
+            presented = request.headers.get("X-CSRF-Token") or form.get("csrf")
         if session is None or not request.app[CONSOLE].sessions.csrf_matches(
             session, presented if isinstance(presented, str) else None
         ):
@@ -234,6 +260,31 @@ async def _require_csrf(request: web.Request, handler: Handler) -> web.StreamRes
                 text="The form's CSRF token is missing or wrong: reload the page and try again.",
             )
     return await handler(request)
+
+
+async def _upload_csrf(request: web.Request) -> str | None:
+    """An upload's CSRF token: the header, or the form's first field, read alone.
+
+    A browser sends a form's fields in their order on the page, so the upload form puts its
+    ``csrf`` field first; nothing of the files is read before the token is checked. The
+    reader, past that field, is left in ``request[UPLOAD]`` for the handler.
+    """
+    presented = request.headers.get("X-CSRF-Token")
+    if request.content_type != "multipart/form-data":
+        return presented
+    reader = await request.multipart()
+    request[UPLOAD] = reader
+    if presented:
+        return presented
+    part = await reader.next()
+    if not isinstance(part, BodyPartReader) or part.name != "csrf":
+        return None
+    value = b""
+    while chunk := await part.read_chunk(_MAX_CSRF_FIELD):
+        value += chunk
+        if len(value) > _MAX_CSRF_FIELD:
+            return None
+    return value.decode("utf-8", errors="replace")
 
 
 class AccessLogger(AbstractAccessLogger):

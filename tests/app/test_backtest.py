@@ -18,7 +18,7 @@ from app.cli import main
 from app.settings import EXAMPLE_RULES
 from rules.errors import RuleFileError
 from rules.offline.backtest import BacktestReport
-from rules.offline.compare import compare
+from rules.offline.compare import BacktestDiff, compare
 from testkit.factories import drop_off, profile
 
 
@@ -383,3 +383,60 @@ def test_ugly_response_rates_files_are_refused_with_the_file_and_the_reason(
     assert message in str(raised.value)
     with pytest.raises(BacktestInputError, match="cannot read"):
         read_rates(tmp_path / "missing.yaml")
+
+
+def test_one_set_of_figures_for_chart_html_and_the_console(month: Path) -> None:
+    from app.backtest.chart import charts, figure_json, named_reports
+
+    report = run_backtest(EXAMPLE_RULES, **_inputs(month)).base.report()  # type: ignore[arg-type]
+    single = charts(named_reports(report))
+    assert [c.id for c in single.all()] == ["per-day-0", "per-hour-0", "per-rule", "held-back"]
+    assert single.difference == ()
+    diff = compare_reports(report)
+    both = charts(named_reports(report, diff))
+    assert [c.id for c in both.all()] == [
+        "per-day-0",
+        "per-hour-0",
+        "per-day-1",
+        "per-hour-1",
+        "per-rule",
+        "held-back",
+        "difference-per-rule",
+        "difference-per-day",
+    ]
+    assert [r.name for r in both.rulesets] == ["base rules", "compared rules"]
+    drawn = figure_json(single.rules[0])
+    assert drawn["kind"] == "per-rule" and drawn["layout"]["title"]["text"] == "Contacts per rule"
+    assert sum(sum(trace["y"]) for trace in drawn["data"]) == sum(
+        report.contacts_by_channel.values()
+    )
+
+
+def compare_reports(report: BacktestReport) -> BacktestDiff:
+    """A comparison of a report with itself: no rule changes."""
+    return BacktestDiff(
+        base=report,
+        other=report,
+        rules=[],
+        contacts_by_channel_delta={},
+        customers_gained=0,
+        customers_lost=0,
+    )
+
+
+def test_a_compiled_ruleset_runs_as_its_files_do_and_progress_is_reported(month: Path) -> None:
+    from rules.language.loader import load_ruleset
+
+    seen: list[tuple[int, float]] = []
+    from_files = run_backtest(EXAMPLE_RULES, **_inputs(month)).base.report()  # type: ignore[arg-type]
+    compiled = run_backtest(
+        load_ruleset(EXAMPLE_RULES),
+        on_progress=lambda events, fraction: seen.append((events, fraction)),
+        **_inputs(month),  # type: ignore[arg-type]
+    )
+    assert compiled.base.report() == from_files
+    assert seen[0] == (0, 0.0) and len(seen) > 2
+    assert [events for events, _ in seen] == sorted(events for events, _ in seen)
+    assert 0.0 < seen[-1][1] <= 1.0
+    with pytest.raises(ValueError, match="policy"):
+        run_backtest(load_ruleset(EXAMPLE_RULES), policy=EXAMPLE_RULES, **_inputs(month))  # type: ignore[arg-type]

@@ -311,21 +311,29 @@ def test_a_customer_look_up_says_why_they_were_suppressed(
     expect(page).to_have_url(re.compile(r"/customer$"))
     suppressed = page.locator('[data-testid="timeline-entry"][data-outcome="suppressed"]')
     # The worker writes the customer's state just after the decision's outputs are
-    # acknowledged; the page does not refresh on its own (a look-up is an audited act),
-    # so look again until the decision is in the state.
+    # acknowledged, and the console's store reads the decision from its topic a moment
+    # later; the page does not refresh on its own (a look-up is an audited act), so look
+    # again until the store's whole record of the decision is there.
     deadline = time.monotonic() + 30
     while True:
         page.get_by_test_id("customer-id").fill(customer)
         page.get_by_test_id("customer-purpose").fill("complaint: never heard about the offer")
         page.get_by_test_id("customer-submit").click()
         expect(page.get_by_test_id("customer-result")).to_have_attribute("data-found", "true")
-        if suppressed.count() or time.monotonic() > deadline:
+        stored = suppressed.and_(page.locator('[data-source="store"]'))
+        if stored.count() or time.monotonic() > deadline:
             break
-    expect(suppressed).to_have_count(1)
+    expect(suppressed).to_have_count(1)  # the worker's note and the store's record: one entry
+    expect(suppressed).to_have_attribute("data-source", "store")
     expect(suppressed).to_have_attribute("data-reason", "no_consent")
     expect(suppressed.get_by_test_id("entry-reason-code")).to_have_text("no_consent")
     expect(suppressed).to_contain_text("offer")
     expect(suppressed.get_by_test_id("entry-detail")).to_contain_text("consent")
+    # why, as the worker wrote it, and the evidence: what the rule's condition read
+    expect(suppressed.get_by_test_id("entry-reason-text")).to_contain_text("no consent")
+    expect(suppressed.get_by_test_id("evidence-name")).to_have_text(["event.screen"])
+    expect(suppressed.get_by_test_id("evidence-value")).to_have_text(["offer"])
+    expect(suppressed.get_by_test_id("entry-trigger")).to_have_count(1)
     expect(page.get_by_test_id("customer-shown-id")).to_have_text(customer)
     assert customer not in page.url  # the id travels in the form's body, never in the address
     screenshot(page, "customer")

@@ -240,6 +240,8 @@ def test_the_console_store_agrees_with_kairos_report_and_reads_each_record_once(
         status = store.status()
         detail = store.campaign("mortgage-interest", now)
         stored_offsets = store.offsets()
+        # the customer page's: the first nudged customer's decisions, whole
+        nudged = store.customer_decisions(nudges[0]["customer_id"], 50)
     finally:
         store.close()
 
@@ -284,3 +286,10 @@ def test_the_console_store_agrees_with_kairos_report_and_reads_each_record_once(
     [version] = detail.versions
     assert version.ruleset_versions == [bundle.version]
     assert version.text.startswith("- id: mortgage-interest\n") and "holdout: 30" in version.text
+
+    # a customer's decisions keep their evidence, trigger events and the channel's status
+    [nudge_decision] = [d for d in nudged if d.rule_id == "loan-dropoff-digital-nudge"]
+    assert nudge_decision.evidence == {"event.flow": "personal_loan_application", "event.step": 4}
+    assert len(nudge_decision.trigger_event_ids) == 1 and nudge_decision.reason
+    assert (nudge_decision.outcome, nudge_decision.action_status) == ("sent", "opened")
+    assert {d.rule_id for d in nudged} >= {"mortgage-interest"}

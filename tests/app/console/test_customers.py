@@ -19,10 +19,12 @@ from app.console.customers import (
     REASONS,
     CustomerLookupError,
     WorkerCustomerApi,
+    evidence_text,
     timeline,
     view_of,
     worker_urls,
 )
+from app.console.model import CustomerDecision
 from app.console.run import SECRET_FILE, credentials, customer_id_secret
 from app.errors import ConfigurationError
 from app.settings import Settings, load_settings
@@ -86,6 +88,82 @@ def test_the_timeline_puts_events_decisions_contacts_and_feedback_newest_first()
     assert lost.outcome == "suppressed" and "Another rule won" in lost.detail
     times = [entry.at for entry in entries if entry.at]
     assert times == sorted(times, reverse=True)
+
+
+def _key(identifier: str) -> str:
+    return f"key-of-{identifier}"
+
+
+def test_the_stores_decisions_replace_the_workers_notes_of_them_and_say_more() -> None:
+    stored = [
+        CustomerDecision(
+            decision_key=_key("d-1"),
+            rule_id="offer",
+            rule_version=2,
+            ruleset_version="rs-9",
+            outcome="suppressed",
+            reason_code="no_consent",
+            reason="no consent on push or sms",
+            evidence={"event.screen": "offer", "event.amount": 1500.5, "customer.vip": None},
+            trigger_event_ids=["evt-1", "evt-2"],
+            decided_at=datetime(2026, 11, 30, 9, 0, tzinfo=UTC),
+        ),
+        CustomerDecision(
+            decision_key=_key("d-0"),
+            rule_id="nudge",
+            rule_version=1,
+            ruleset_version="rs-9",
+            outcome="sent",
+            reason_code="rule_matched",
+            reason="push chosen",
+            channel="push",
+            action_key="0123456789abcdef0123456789abcdef",
+            action_status="opened",
+            action_status_at=datetime(2026, 11, 30, 8, 30, tzinfo=UTC),
+            decided_at=datetime(2026, 11, 30, 8, 0, tzinfo=UTC),
+        ),
+    ]
+    notes = [
+        {
+            "decision_id": "d-1",
+            "rule_id": "offer",
+            "rule_version": 2,
+            "outcome": "suppressed",
+            "reason_code": "no_consent",
+            "at": "2026-11-30T09:00:00+00:00",
+        },
+        # decided a moment ago: the store has not read it yet
+        {
+            "decision_id": "d-2",
+            "rule_id": "offer",
+            "rule_version": 2,
+            "outcome": "held_out",
+            "reason_code": "holdout",
+            "at": "2026-11-30T09:05:00+00:00",
+        },
+    ]
+    entries = timeline({}, notes, stored, _key)
+    assert [(e.title, e.source) for e in entries] == [
+        ("offer v2: held_out", "worker"),
+        ("offer v2: suppressed", "store"),
+        ("nudge v1: sent on push", "store"),
+    ]
+    newest, no_consent, contact = entries
+    assert not newest.evidence and not newest.reason_text
+    assert no_consent.detail == REASONS["no_consent"]
+    assert no_consent.reason_text == "no consent on push or sms"
+    assert dict(no_consent.evidence) == {
+        "event.screen": "offer",
+        "event.amount": "1500.5",
+        "customer.vip": "null",
+    }
+    assert list(no_consent.trigger_event_ids) == ["evt-1", "evt-2"]
+    assert not no_consent.action
+    assert (contact.action, contact.action_status) == ("PUSH contact 01234567", "opened")
+    assert contact.action_status_at == datetime(2026, 11, 30, 8, 30, tzinfo=UTC)
+    # without the store's key nothing can be matched: both are shown
+    assert len(timeline({}, notes, stored)) == 4
+    assert evidence_text(["a", 1]) == '["a", 1]' and evidence_text("plain") == "plain"
 
 
 def test_a_customer_the_workers_do_not_know_and_an_api_turned_off_read_differently() -> None:

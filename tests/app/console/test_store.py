@@ -18,6 +18,7 @@ import pytest
 from app.console import store as store_module
 from app.console.model import WINDOWS, CampaignRow, Window
 from app.console.store import (
+    SCHEMA_VERSION,
     TREND_DAYS,
     Batch,
     ConsoleStore,
@@ -313,6 +314,23 @@ def test_a_store_opened_with_another_secret_is_refused(tmp_path: Path) -> None:
     ConsoleStore(path, SECRET.encode()).close()  # the same secret, as bytes
 
 
+def test_a_store_of_an_older_layout_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "console.duckdb"
+    ConsoleStore(path, SECRET).close()
+    with duckdb.connect(str(path)) as db:  # the layout before decision details
+        db.execute("DROP TABLE decision_details")
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    with pytest.raises(
+        ConsoleStoreError, match=f"has layout 1, this Kairos writes layout {SCHEMA_VERSION}"
+    ):
+        ConsoleStore(path, SECRET)
+    with duckdb.connect(str(path), read_only=True) as db:
+        tables = {
+            name for (name,) in db.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+        }
+    assert "decision_details" not in tables and "decisions" in tables
+
+
 # -- privacy ----------------------------------------------------------------------------------
 
 
@@ -334,8 +352,23 @@ def test_no_customer_id_reaches_the_store_file(tmp_path: Path) -> None:
     path = tmp_path / "console.duckdb"
     customers = [f"CUST-PRIVATE-{n:04d}" for n in range(300)]
     made = [
-        # ids that embed the customer id, as any producer's ids might
-        _decision(c, "rule-in-the-file", decision_id=f"dec-{c}", action_id=f"act-{c}")
+        # ids that embed the customer id, as any producer's ids might, and a rule that read
+        # it (and wrote it in its reason): the customer page's details must not keep it either
+        _decision(
+            c,
+            "rule-in-the-file",
+            decision_id=f"dec-{c}",
+            action_id=f"act-{c}",
+            trigger_event_ids=[f"evt-{c}-1", "evt-plain-2"],
+            reason=f"matched {c} on merchant-in-the-file",
+            evidence={
+                "event.customer_id": c,
+                "event.merchant": "merchant-in-the-file",
+                "event.amount": 1234.5,
+                "event.tags": [c, "vip"],
+                "event.by_customer": {c: 1},
+            },
+        )
         for c in customers
     ]
     batch = Batch(
@@ -358,9 +391,135 @@ def test_no_customer_id_reaches_the_store_file(tmp_path: Path) -> None:
     # what is there is findable, so the absence above means something
     assert "rule-in-the-file" in values and key in values
     assert key.encode() in in_flight + on_disk
+    assert [v for v in values if "merchant-in-the-file" in v and "event.merchant" in v]
     with ConsoleStore(path, SECRET) as reopened:
         [row] = reopened.campaigns("all", NOW)
         assert (row.sent, row.engaged, row.treated_conversions) == (300, 300, 300)
+        [kept] = reopened.customer_decisions(customers[0], 10)
+    # what the customer page reads: the details, the customer's id replaced
+    assert kept.reason == "matched [customer] on merchant-in-the-file"
+    assert kept.trigger_event_ids == ["evt-[customer]-1", "evt-plain-2"]
+    assert kept.evidence == {
+        "event.customer_id": "[customer]",
+        "event.merchant": "merchant-in-the-file",
+        "event.amount": 1234.5,
+        "event.tags": ["[customer]", "vip"],
+        "event.by_customer": {"[customer]": 1},
+    }
+    assert kept.action_status == "opened"
+
+
+# -- one customer's decisions (the customer page) ------------------------------------------
+
+
+def test_a_customers_decisions_have_their_reason_evidence_events_and_channel_status(
+    store: ConsoleStore,
+) -> None:
+    sent = _decision(
+        "C1",
+        "loan-nudge",
+        channel="push",
+        decided_at=_at(timedelta(hours=3)),
+        reason="push chosen: consent and the app installed",
+        evidence={"event.flow": "personal_loan", "event.step": 3, "customer.segment": None},
+        trigger_event_ids=["evt-drop-1"],
+        campaign="loan",
+        wave=1,
+    )
+    suppressed = _decision(
+        "C1",
+        "offer",
+        "suppressed",
+        reason_code="no_consent",
+        reason="no consent on push or sms",
+        decided_at=_at(timedelta(hours=1)),
+        evidence={"event.screen": "offer"},
+        trigger_event_ids=["evt-click-7", "evt-click-8"],
+    )
+    deferred = _decision(
+        "C1",
+        "offer",
+        "deferred",
+        decided_at=_at(timedelta(hours=2)),
+        deferred_until=_at(timedelta(hours=-6)),
+    )
+    someone_else = _decision(
+        "C2",
+        "offer",
+        "suppressed",
+        evidence={"event.screen": "not-C1s"},
+        decided_at=_at(timedelta(0)),
+    )
+    store.write(Batch(decisions=[sent, suppressed, someone_else]))
+    # the channel's reports arrive later, a late "delivered" after "opened"
+    reports = [_feedback(sent, s, feedback_id=f"fb-{s}") for s in ("delivered", "opened")]
+    late = _feedback(sent, "delivered", feedback_id="fb-late")
+    store.write(Batch(decisions=[deferred], feedback=[*reports, late]))
+
+    mine = store.customer_decisions("C1", 10)
+    assert [d.decision_key for d in mine] == [
+        store.key(d.decision_id) for d in (suppressed, deferred, sent)
+    ], "newest first, only C1's"
+    no_consent, waiting, contact = mine
+    assert (no_consent.rule_id, no_consent.outcome, no_consent.reason_code) == (
+        "offer",
+        "suppressed",
+        "no_consent",
+    )
+    assert no_consent.reason == "no consent on push or sms"
+    assert no_consent.evidence == {"event.screen": "offer"}
+    assert no_consent.trigger_event_ids == ["evt-click-7", "evt-click-8"]
+    assert no_consent.action_key is None and no_consent.action_status is None
+    assert no_consent.decided_at == NOW - timedelta(hours=1)
+    assert waiting.deferred_until == NOW + timedelta(hours=6)
+    assert contact.evidence == {
+        "event.flow": "personal_loan",
+        "event.step": 3,
+        "customer.segment": None,
+    }
+    assert (contact.channel, contact.action_key) == ("push", store.key(str(sent.action_id)))
+    assert contact.action_status == "opened", "the furthest status, as the funnel counts it"
+    assert contact.action_status_at == reports[1].occurred_at
+    assert (contact.campaign, contact.wave, contact.rule_version) == ("loan", 1, 1)
+    assert [d.evidence for d in store.customer_decisions("C2", 10)] == [{"event.screen": "not-C1s"}]
+    assert store.customer_decisions("C1", 1) == mine[:1]
+    assert store.customer_decisions("C-unknown", 10) == []
+
+
+def test_only_each_customers_latest_decisions_keep_their_details(tmp_path: Path) -> None:
+    with ConsoleStore(tmp_path / "console.duckdb", SECRET, decisions_per_customer=3) as store:
+        hours = [5, 1, 7, 3, 2, 6]  # arriving out of order, as partitions interleave
+        made = [
+            _decision("C1", "r", decided_at=_at(timedelta(hours=h)), evidence={"hours_ago": h})
+            for h in hours
+        ]
+        other = [_decision("C2", "r", decided_at=_at(timedelta(hours=h))) for h in (9, 8)]
+        store.write(Batch(decisions=made[:3] + other))
+        store.write(Batch(decisions=made[3:]))
+        store.write(Batch(decisions=[made[2]]))  # an old one delivered again
+        latest = [d.evidence["hours_ago"] for d in store.customer_decisions("C1", 10)]
+        assert latest == [1, 2, 3]
+        assert len(store.customer_decisions("C2", 10)) == 2
+        # the bound is the details' only: every decision still counts
+        [row] = store.campaigns("all", NOW)
+        assert row.sent == 8
+    with pytest.raises(ConsoleStoreError, match="at least one"):
+        ConsoleStore(tmp_path / "other.duckdb", SECRET, decisions_per_customer=0)
+
+
+def test_a_profile_tombstone_deletes_the_customers_decision_details(store: ConsoleStore) -> None:
+    erased = [_decision("C-erased", "r", evidence={"event.amount": 900}) for _ in range(3)]
+    kept = _decision("C-kept", "r", evidence={"event.amount": 12})
+    store.write(Batch(decisions=[*erased[:2], kept]))
+    # the tombstone's batch deletes what it brings of the customer too
+    store.write(Batch(decisions=[erased[2]], profiles=[("C-erased", None)]))
+    assert store.customer_decisions("C-erased", 10) == []
+    assert [d.evidence for d in store.customer_decisions("C-kept", 10)] == [{"event.amount": 12}]
+    [row] = store.campaigns("all", NOW)
+    assert row.sent == 4, "the campaigns' counts keep the decisions (pseudonymised)"
+    later = _decision("C-erased", "r", evidence={"event.amount": 5})  # a new customer since
+    store.write(Batch(decisions=[later]))
+    assert [d.evidence for d in store.customer_decisions("C-erased", 10)] == [{"event.amount": 5}]
 
 
 # -- one campaign's page ----------------------------------------------------------------------
