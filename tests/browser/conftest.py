@@ -33,6 +33,7 @@ import pytest
 
 from app.kafka import EmbeddedBroker
 from tests.browser.chromium import Launcher, chromium_descendants, executable, launcher, reap
+from tests.browser.console import start_console as start_console
 from tests.browser.watch import PageWatch
 from tests.integration.conftest import kairos as kairos
 

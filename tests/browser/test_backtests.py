@@ -15,26 +15,24 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from app.cli import main
-from app.kafka import free_port
-from app.kafka.processes import ConsoleProcess
 from app.settings import EXAMPLE_RULES
 from rules.language.loader import load_ruleset
 from rules.offline.backtest import BacktestReport
 from tests.browser.conftest import Screenshots
+from tests.browser.console import StartConsole, sign_in
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
-CONSOLE_TOKEN = "console-token-for-the-browser-tests"
 OPERATOR = "Bea Backtest"
 # A run: a Python process's start, 5,000 events through two rulesets, chart.html written.
 RUN_MS = 90_000
@@ -64,42 +62,6 @@ def rulesets(tmp_path: Path) -> tuple[Path, Path]:
     return base, changed
 
 
-@pytest.fixture
-def console_at(tmp_path: Path) -> Iterator[Callable[..., ConsoleProcess]]:
-    """Factory: ``console_at(k, backtests)`` starts ``kairos console`` on k's topics."""
-    started: list[ConsoleProcess] = []
-
-    def start(k: Any, backtests: Path) -> ConsoleProcess:
-        env = {
-            **k.env,
-            "KAIROS_CONSOLE_TOKEN": CONSOLE_TOKEN,
-            "KAIROS_CONSOLE_STORE_PATH": str(tmp_path / "console" / "console.duckdb"),
-            "KAIROS_CONSOLE_GROUP_ID": f"{k.topics.prefix}-console",
-            "KAIROS_CONSOLE_REFRESH_S": "0.5",
-            "KAIROS_CONSOLE_BACKTEST_DIR": str(backtests),
-            "KAIROS_CONSOLE_BACKTEST_UPLOAD_MAX_MB": "16",
-        }
-        console = ConsoleProcess(env, free_port(), tmp_path / "console.log")
-        started.append(console)
-        console.start().wait_ready(timeout=60)
-        return console
-
-    yield start
-    for console in started:
-        console.stop()
-
-
-def sign_in(page: Page, console: ConsoleProcess) -> None:
-    from playwright.sync_api import expect
-
-    page.goto(console.base_url + "/login")
-    page.get_by_test_id("login-name").fill(OPERATOR)
-    page.get_by_test_id("login-token").fill(CONSOLE_TOKEN)
-    with page.expect_navigation():
-        page.get_by_test_id("login-token-submit").click()
-    expect(page.get_by_test_id("signed-in-as")).to_contain_text(OPERATOR)
-
-
 def chart_traces(page: Page, selector: str) -> list[dict[str, Any]]:
     """The traces plotly.js drew in a chart container: name and data."""
     traces: list[dict[str, Any]] = page.locator(selector).evaluate(
@@ -121,7 +83,7 @@ def expect_drawn(page: Page, selector: str) -> None:
 
 def test_open_a_backtest_folder_then_run_one_on_an_upload_and_read_the_difference(
     kairos: Callable[..., Any],
-    console_at: Callable[..., ConsoleProcess],
+    start_console: StartConsole,
     page: Page,
     screenshot: Screenshots,
     traffic: Path,
@@ -150,9 +112,13 @@ def test_open_a_backtest_folder_then_run_one_on_an_upload_and_read_the_differenc
     folder = backtests / "november-examples"
     assert main(["backtest", "--rules", str(base_path), *inputs, "--out", str(folder)]) == 0
     report = BacktestReport.model_validate_json((folder / "report.json").read_text())
-    console = console_at(k, backtests)
+    console = start_console(
+        k,
+        KAIROS_CONSOLE_BACKTEST_DIR=str(backtests),
+        KAIROS_CONSOLE_BACKTEST_UPLOAD_MAX_MB="16",
+    )
 
-    sign_in(page, console)
+    sign_in(page, console, OPERATOR)
     page.get_by_test_id("nav-backtests").click()
     expect(page).to_have_url(re.compile(r"/backtests$"))
     row = page.locator('[data-testid="backtest-row"][data-name="november-examples"]')

@@ -16,26 +16,25 @@ from __future__ import annotations
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from app.cli import main
-from app.kafka import free_port
 from app.kafka.processes import ConsoleProcess
 from rules.engine import in_holdout
 from rules.language.loader import load_ruleset
 from testkit.factories import click, daytime_zone, feedback, profile
 from tests.browser.conftest import Screenshots
+from tests.browser.console import StartConsole, sign_in
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
-CONSOLE_TOKEN = "console-token-for-the-browser-tests"
 CUSTOMER_API_TOKEN = "customer-api-token-for-the-browser-tests"
 OPERATOR = "Ana Ops"
 # The pipeline is a few hops long (event -> worker -> decisions topic -> console store ->
@@ -82,56 +81,13 @@ rules:
 NO_CONSENT = {"sms": False, "push": False, "rm": False}
 
 
-@pytest.fixture
-def console_for(tmp_path: Path) -> Iterator[Callable[..., ConsoleProcess]]:
-    """Factory: ``console_for(k, worker)`` starts ``kairos console`` on k's topics.
-
-    It reads k's topics with a consumer group of its own, keeps its store under
-    ``tmp_path``, asks ``worker`` for customers, refreshes its pages every half second,
-    and is stopped by PID after the test, even a failing one.
-    """
-    started: list[ConsoleProcess] = []
-
-    def start(k: Any, worker: Any) -> ConsoleProcess:
-        env = {
-            **k.env,
-            "KAIROS_CONSOLE_TOKEN": CONSOLE_TOKEN,
-            "KAIROS_CONSOLE_STORE_PATH": str(tmp_path / "console" / "console.duckdb"),
-            "KAIROS_CONSOLE_GROUP_ID": f"{k.topics.prefix}-console",
-            "KAIROS_CONSOLE_WORKER_URLS": worker.base_url,
-            "KAIROS_CONSOLE_REFRESH_S": "0.5",
-        }
-        console = ConsoleProcess(env, free_port(), tmp_path / "console.log")
-        started.append(console)
-        console.start().wait_ready(timeout=60)
-        return console
-
-    yield start
-    for console in started:
-        console.stop()
-
-
 def kairos_with_console(
-    kairos: Callable[..., Any], console_for: Callable[..., ConsoleProcess], rules: str = RULES
+    kairos: Callable[..., Any], start_console: StartConsole, rules: str = RULES
 ) -> tuple[Any, Any, ConsoleProcess]:
     """A worker on the test's own topics with the customer API on, and a console beside it."""
     k = kairos(rules_yaml=rules, KAIROS_CUSTOMER_API_TOKEN=CUSTOMER_API_TOKEN)
     worker = k.start_worker()
-    return k, worker, console_for(k, worker)
-
-
-def sign_in(page: Page, console: ConsoleProcess, name: str = OPERATOR) -> None:
-    from playwright.sync_api import expect
-
-    page.goto(console.base_url + "/login")
-    page.get_by_test_id("login-name").fill(name)
-    page.get_by_test_id("login-token").fill(CONSOLE_TOKEN)
-    with page.expect_navigation():
-        page.get_by_test_id("login-token-submit").click()
-    refused = page.get_by_test_id("login-error")
-    assert not refused.count(), f"sign-in refused: {refused.first.inner_text()}"
-    expect(page).to_have_url(re.compile(r"/campaigns$"))
-    expect(page.get_by_test_id("signed-in-as")).to_contain_text(name)
+    return k, worker, start_console(k, KAIROS_CONSOLE_WORKER_URLS=worker.base_url)
 
 
 def campaign_cell(page: Page, rule_id: str, testid: str) -> Locator:
@@ -175,13 +131,13 @@ def split_by_holdout(rule_id: str, percent: float, treated: int, held_out: int) 
 
 def test_sign_in_then_campaign_numbers_move_and_the_campaign_draws_its_charts(
     kairos: Callable[..., Any],
-    console_for: Callable[..., ConsoleProcess],
+    start_console: StartConsole,
     page: Page,
     screenshot: Screenshots,
 ) -> None:
     from playwright.sync_api import expect
 
-    k, _worker, console = kairos_with_console(kairos, console_for, rules=CAMPAIGN_RULES)
+    k, _worker, console = kairos_with_console(kairos, start_console, rules=CAMPAIGN_RULES)
 
     # Signed out, every page leads to the sign-in form; a wrong token is refused.
     page.goto(console.base_url + "/campaigns")
@@ -192,7 +148,7 @@ def test_sign_in_then_campaign_numbers_move_and_the_campaign_draws_its_charts(
     expect(page.get_by_test_id("login-error")).to_contain_text("Wrong token")
     page.get_by_test_id("login-name").fill(OPERATOR)  # the form comes back empty
     screenshot(page, "login")
-    sign_in(page, console)
+    sign_in(page, console, OPERATOR)
     expect(page.get_by_test_id("campaigns-empty")).to_be_visible()
 
     # The page refreshes itself: mark this very document, then send traffic.
@@ -295,18 +251,18 @@ def test_sign_in_then_campaign_numbers_move_and_the_campaign_draws_its_charts(
 
 def test_a_customer_look_up_says_why_they_were_suppressed(
     kairos: Callable[..., Any],
-    console_for: Callable[..., ConsoleProcess],
+    start_console: StartConsole,
     page: Page,
     screenshot: Screenshots,
 ) -> None:
     from playwright.sync_api import expect
 
-    k, worker, console = kairos_with_console(kairos, console_for)
+    k, worker, console = kairos_with_console(kairos, start_console)
     customer = "C-NEVER-ASKED"
     send_clicks(k, [customer], consent=NO_CONSENT)
     assert worker.wait_metric("kairos_suppressions_total", 1, reason="no_consent") == 1
 
-    sign_in(page, console, name="Sam Support")
+    sign_in(page, console, "Sam Support")
     page.get_by_test_id("nav-customer").click()
     expect(page).to_have_url(re.compile(r"/customer$"))
     suppressed = page.locator('[data-testid="timeline-entry"][data-outcome="suppressed"]')
@@ -354,7 +310,7 @@ def _deploy(*argv: str) -> None:
 
 def test_deploys_are_compared_and_rolled_back_only_once_confirmed(
     kairos: Callable[..., Any],
-    console_for: Callable[..., ConsoleProcess],
+    start_console: StartConsole,
     page: Page,
     screenshot: Screenshots,
     tmp_path: Path,
@@ -362,7 +318,7 @@ def test_deploys_are_compared_and_rolled_back_only_once_confirmed(
 ) -> None:
     from playwright.sync_api import expect
 
-    k, worker, console = kairos_with_console(kairos, console_for)
+    k, worker, console = kairos_with_console(kairos, start_console)
     for name in ("KAIROS_BROKER_URL", "KAIROS_TOPIC_PREFIX"):
         monkeypatch.setenv(name, k.env[name])
     baseline_path = Path(k.env["KAIROS_RULES_PATH"])
@@ -374,7 +330,7 @@ def test_deploys_are_compared_and_rolled_back_only_once_confirmed(
     _deploy(str(launch_path), "--comment", "welcome-back launch")
     assert worker.wait_metric("kairos_ruleset_info", 1, version=launch) == 1
 
-    sign_in(page, console, name="Lee Lead")
+    sign_in(page, console, "Lee Lead")
     page.get_by_test_id("nav-deploys").click()
     expect(page.get_by_test_id("live-version")).to_have_text(launch)
     rows = page.get_by_test_id("version-row")
