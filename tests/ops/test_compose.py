@@ -23,7 +23,8 @@ REPO = tools.REPO
 COMPOSE_FILE = REPO / "docker-compose.yml"
 PROMETHEUS_CONFIG = REPO / "ops" / "prometheus" / "prometheus.yml"
 WORKERS = ("kairos-worker-1", "kairos-worker-2")
-KAIROS_IMAGE_SERVICES = ("topic-init", *WORKERS, "generator")
+CONSOLE = "kairos-console"
+KAIROS_IMAGE_SERVICES = ("topic-init", *WORKERS, "generator", CONSOLE)
 STATE_DIR = "/var/lib/kairos"
 
 
@@ -87,6 +88,7 @@ def test_the_stack_has_its_services(services: dict[str, Any]) -> None:
         "topic-init",
         *WORKERS,
         "generator",
+        CONSOLE,
         "prometheus",
         "grafana",
     }
@@ -203,10 +205,38 @@ def test_kairos_environment_is_valid_settings(
         assert settings.customer_api_token is None, "off unless the host sets a token"
 
 
-def test_the_generator_runs_only_under_its_profile(services: dict[str, Any]) -> None:
+def test_the_generator_and_the_console_run_only_under_their_profiles(
+    services: dict[str, Any],
+) -> None:
     assert services["generator"]["profiles"] == ["generator"]
+    assert services[CONSOLE]["profiles"] == ["console"]
     with_profiles = {name for name, service in services.items() if service.get("profiles")}
-    assert with_profiles == {"generator"}
+    assert with_profiles == {"generator", CONSOLE}
+
+
+def test_the_console_reads_the_workers_and_keeps_its_store_on_a_volume(
+    services: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It asks every worker's customer API, with their token, and survives a restart."""
+    console = services[CONSOLE]
+    env = _environment(console)
+    for key in [k for k in os.environ if k.startswith("KAIROS_")]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, _interpolated(value))
+    settings = Settings()
+    assert settings.console_token is None, "no token of its own: the host must set one"
+    assert settings.console_host == "0.0.0.0"  # inside its container; the host port is loopback
+    urls = settings.console_worker_urls.split(";")
+    assert urls == [f"http://{w}:{_environment(services[w])['KAIROS_WEB_PORT']}" for w in WORKERS]
+    assert (
+        env["KAIROS_CUSTOMER_API_TOKEN"]
+        == _environment(services[WORKERS[0]])["KAIROS_CUSTOMER_API_TOKEN"]
+    )
+    store = Path(str(settings.console_store_path)).parent.as_posix()
+    volumes = [str(v) for v in console["volumes"]]
+    assert volumes == [f"kairos-console-store:{store}"]
+    assert str(settings.console_port) in console["healthcheck"]["test"][-1]
 
 
 @pytest.mark.parametrize("name", KAIROS_IMAGE_SERVICES)
