@@ -7,6 +7,9 @@ What is measured, in one run, on the same broker and the same messages:
 * **(b) trivial Faust agent** — ``bench/trivial_faust.py``: one RocksDB table update per
   event and one event in ten forwarded, configured exactly like Kairos (the floor a Faust
   design starts from);
+* **(c) Quix Streams** — ``bench/trivial_quix.py``: the same trivial stateful job (per-customer
+  count and sum in RocksDB, changelog on, one event in ten forwarded) in the best Python peer,
+  with its own checkpointing (``pip install .[bench]``; skipped when it is not installed);
 * **Kairos** — ``kairos worker`` with a ruleset: validation, state, feature windows, rules,
   arbitration, policy, actions and decision records. The example pack, then 100 and 1,000
   generated rules (``bench/rules_scaling.py``'s generator).
@@ -14,7 +17,7 @@ What is measured, in one run, on the same broker and the same messages:
 Each consumer drains the same pre-loaded backlog: seeded synthetic traffic
 (``app.synthetic``), profiles first. Rates are events drained per second of wall time,
 from the first event consumed to the last; the worker counts are polled every 100 ms.
-Pipeline figures are printed as ratios to both baselines.
+Every figure is printed as ratios to (a) and (b), and to (c), the best Python peer.
 
 Then **latency**: with a ruleset whose rules all decide on the event itself
 (``testkit/rulesets.py``'s immediate rules), events are produced at a fixed rate — half the
@@ -25,6 +28,12 @@ Run from the repository root::
 
     python bench/pipeline.py                 # all of it, ~5 minutes
     python bench/pipeline.py --events 20000 --skip-rules 1000
+
+The Quix Streams peer runs from a venv of its own (the ``peers`` extra; quixstreams pins
+pydantic below Kairos's), named by ``KAIROS_BENCH_QUIX_PYTHON``; without it, it is skipped::
+
+    python3 -m venv .venv-peers && .venv-peers/bin/pip install -e '.[peers]'
+    KAIROS_BENCH_QUIX_PYTHON=.venv-peers/bin/python python bench/pipeline.py
 """
 
 from __future__ import annotations
@@ -163,12 +172,16 @@ async def _passthrough(bootstrap: str, topics: TopicNames, expected: int) -> flo
 # -- workers ---------------------------------------------------------------------------------
 
 
-def _drain_rate(read: Callable[[], float], expected: int, timeout: float) -> float:
+def _drain_rate(
+    read: Callable[[], float], expected: int, timeout: float, slow: float = 0.25
+) -> float:
     """Events/s from the first count seen to the last event, polling ``read``.
 
-    Slowly (4 Hz) while far from the end, quickly (20 Hz) near it: every ``/metrics`` scrape
-    costs the worker CPU (9 % of its samples at 10 Hz with 100 rules' series), and only the
-    two ends need precision. The rate counts from the first non-zero reading, whatever it is.
+    Slowly (every ``slow`` seconds) while far from the end, quickly (20 Hz) near it: every
+    ``/metrics`` scrape costs the worker CPU (9 % of its samples at 10 Hz with 100 rules'
+    series), and only the two ends need precision. The rate counts from the first non-zero
+    reading, whatever it is. A peer's ``/count`` is cheap: it is read at 20 Hz throughout,
+    since a fast peer drains 20,000 events in well under a second.
     """
     first = last = 0.0
     at_first = 0.0
@@ -181,7 +194,7 @@ def _drain_rate(read: Callable[[], float], expected: int, timeout: float) -> flo
         if count >= expected:
             last = now
             break
-        time.sleep(0.05 if count >= 0.9 * expected else 0.25)
+        time.sleep(0.05 if count >= 0.9 * expected else slow)
     if not last:
         raise RuntimeError(f"drained {read():.0f} of {expected} events in {timeout:.0f}s")
     if last <= first:
@@ -208,18 +221,69 @@ def _env(broker: EmbeddedBroker, prefix: str, state: Path, rules: Path) -> dict[
     }
 
 
-def trivial_faust(broker: EmbeddedBroker, prefix: str, work: Path, expected: int) -> float:
+@dataclass(frozen=True)
+class Peer:
+    """A trivial job in a worker process: ``module`` serves ``/readyz`` and ``/count``.
+
+    Run with the same ``KAIROS_*`` environment as a Kairos worker, on its own copy of the
+    backlog (topics ``<prefix>.*``).
+    """
+
+    label: str
+    module: str
+    prefix: str
+    requires: str = ""  # a distribution the module needs: the peer is skipped without it
+    #: A variable naming another interpreter to run the peer with: a peer whose library
+    #: cannot share Kairos's venv (quixstreams pins pydantic below Kairos's) runs from its own.
+    python_from: str = ""
+
+    def python(self) -> str:
+        """The interpreter to run the peer with: ``$python_from`` if set, else this one."""
+        configured = os.environ.get(self.python_from) if self.python_from else None
+        return configured or sys.executable
+
+    def version(self) -> str | None:
+        """The installed version of ``requires`` where the peer runs; None if it is not."""
+        if not self.requires:
+            return ""
+        probe = f"import importlib.metadata as m; print(m.version({self.requires!r}))"
+        found = subprocess.run(
+            [self.python(), "-c", probe],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return found.stdout.strip() if found.returncode == 0 else None
+
+
+TRIVIAL_FAUST = Peer("(b) trivial Faust agent", "bench.trivial_faust", "trivial")
+QUIX = Peer(
+    "(c) Quix Streams {version}: count + sum in RocksDB, changelog on, 1 in 10 forwarded",
+    "bench.trivial_quix",
+    "quix",
+    requires="quixstreams",
+    python_from="KAIROS_BENCH_QUIX_PYTHON",
+)
+PEERS = (TRIVIAL_FAUST, QUIX)
+
+
+def run_peer(
+    peer: Peer, broker: EmbeddedBroker, work: Path, expected: int, log_path: Path | None = None
+) -> float:
+    """Events/s ``peer``'s worker drains the backlog preloaded on ``peer.prefix``'s topics."""
     port = free_port()
     worker = WorkerProcess(
-        _env(broker, prefix, work / prefix, EXAMPLE_RULES),
+        _env(broker, peer.prefix, work / peer.prefix, EXAMPLE_RULES),
         port,
-        module="bench.trivial_faust",
+        log_path=log_path,
+        module=peer.module,
         args=(),
     )
+    worker.command[0] = peer.python()
     with worker:
         worker.wait_ready()
         return _drain_rate(
-            lambda: _get_json(f"http://127.0.0.1:{port}/count")["events"], expected, 600
+            lambda: _get_json(f"http://127.0.0.1:{port}/count")["events"], expected, 600, 0.05
         )
 
 
@@ -444,8 +508,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         results["(a) raw aiokafka passthrough"] = asyncio.run(
             _passthrough(broker.bootstrap, topics, expected)
         )
-        preload(broker.bootstrap, "trivial", backlog)
-        results["(b) trivial Faust agent"] = trivial_faust(broker, "trivial", work, expected)
+        labels: dict[Peer, str] = {}
+        for peer in PEERS:
+            version = peer.version()
+            if version is None:
+                where = f"${peer.python_from} or this venv" if peer.python_from else "this venv"
+                print(f"skipped {peer.module}: {peer.requires} is not installed in {where}")
+                continue
+            labels[peer] = peer.label.format(version=version)
+            preload(broker.bootstrap, peer.prefix, backlog)
+            log = work / f"{peer.prefix}.log"
+            try:
+                results[labels[peer]] = run_peer(peer, broker, work, expected, log)
+            except Exception:
+                print(f"{peer.module} failed; its output:\n{log.read_text()[-4000:]}")
+                raise
 
         immediate = work / "immediate"
         immediate.mkdir()
@@ -469,10 +546,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             results[label] = kairos(broker, prefix, work, rules, expected, seconds)
 
         raw = results["(a) raw aiokafka passthrough"]
-        trivial = results["(b) trivial Faust agent"]
-        print("\n| what | events/s | vs (a) raw | vs (b) trivial Faust |\n|---|---:|---:|---:|")
+        trivial = results[labels[TRIVIAL_FAUST]]
+        quix = results.get(labels.get(QUIX, ""), 0.0)
+        print(
+            "\n| what | events/s | vs (a) raw | vs (b) trivial Faust | vs (c) Quix Streams |"
+            "\n|---|---:|---:|---:|---:|"
+        )
         for label, rate in results.items():
-            print(f"| {label} | {rate:,.0f} | {rate / raw:.2f} | {rate / trivial:.2f} |")
+            of_quix = f"{rate / quix:.3f}" if quix else "-"
+            print(
+                f"| {label} | {rate:,.0f} | {rate / raw:.3f} | {rate / trivial:.2f} | {of_quix} |"
+            )
 
         for wait in args.fetch_wait_ms:
             maximum, rate, delays = latency(
