@@ -27,18 +27,9 @@ if all_there; then
   exit 0
 fi
 
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-log="$work/apt.log"
-quietly() {
-  if ! "$@" >>"$log" 2>&1; then
-    cat "$log" >&2
-    echo "install-browser: failed: $*" >&2
-    exit 1
-  fi
-}
-
-export DEBIAN_FRONTEND=noninteractive
+INSTALLER=install-browser
+# shellcheck source=ops/apt-quietly.sh
+source ops/apt-quietly.sh
 quietly apt-get update -qq
 quietly apt-get install -y -qq --no-install-recommends "${packages[@]}"
 

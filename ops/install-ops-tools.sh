@@ -17,18 +17,9 @@ if have_promtool && have_compose; then
   exit 0
 fi
 
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-log="$work/apt.log"
-quietly() {
-  if ! "$@" >>"$log" 2>&1; then
-    cat "$log" >&2
-    echo "install-ops-tools: failed: $*" >&2
-    exit 1
-  fi
-}
-
-export DEBIAN_FRONTEND=noninteractive
+INSTALLER=install-ops-tools
+# shellcheck source=ops/apt-quietly.sh
+source ops/apt-quietly.sh
 quietly apt-get update -qq
 
 if ! have_promtool; then

@@ -53,20 +53,16 @@ rules:
 
 # The campaigns test's rule also holds half its customers out and watches for a goal, so the
 # page has treated and holdout conversions and an uplift with its interval to show.
-CAMPAIGN_RULES = """
-rules:
-  - id: offer
-    version: 1
-    event: app_click
-    when: 'event.screen == "offer"'
-    channels: [push, sms]
-    template: offer_push
+CAMPAIGN_RULES = (
+    RULES
+    + """\
     holdout: 50
     goal:
       event: app_click
       when: 'event.screen == "offer_accepted"'
       within: 1d
 """
+)
 
 WELCOME_RULE = """
 rules:
