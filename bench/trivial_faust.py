@@ -2,8 +2,9 @@
 
 One agent over the same input topics as Kairos, configured by the very same
 :func:`app.worker.create_app` (same broker accommodations, commit interval, RocksDB
-store): per event it does one RocksDB table update (a per-customer counter) and forwards
-one event in ten. Everything Kairos does beyond this is the pipeline's own cost.
+store, producer batch) and run by the same Worker class (no terminal spinner): per event
+it does one RocksDB table update (a per-customer counter) and forwards one event in ten.
+Everything Kairos does beyond this is the pipeline's own cost.
 
 Run by ``bench/pipeline.py`` as a worker process (``python -m bench.trivial_faust``),
 configured by the same ``KAIROS_*`` variables as ``kairos worker``.
@@ -16,6 +17,7 @@ from faust.types import StreamT
 
 from app.settings import Settings
 from app.worker import create_app
+from app.worker.faust_app import Worker
 from schemas.topics import TopicNames
 
 
@@ -55,4 +57,4 @@ def build(settings: Settings) -> faust.App:
 if __name__ == "__main__":
     settings = Settings()
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    faust.Worker(build(settings), loglevel="warning", quiet=True).execute_from_commandline()
+    Worker(build(settings), loglevel="warning", quiet=True).execute_from_commandline()

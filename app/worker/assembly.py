@@ -16,7 +16,7 @@ from agents.metrics import Metrics
 from app.kafka import bootstrap_servers, startup_ruleset
 from app.settings import Settings
 from app.worker import web
-from app.worker.faust_app import create_app
+from app.worker.faust_app import Worker, create_app
 from app.worker.faust_sensor import faust_monitor
 from app.worker.gauges import WorkerGauges, rocksdb_sizes
 from app.worker.lag import ConsumerLagProbe
@@ -135,7 +135,7 @@ def run(settings: Settings) -> None:
     configure_logging(settings)
     app, _ = build(settings)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    worker = faust.Worker(
+    worker = Worker(
         app,
         loglevel=settings.log_level.upper(),
         quiet=True,
