@@ -1,138 +1,318 @@
-"""One batch's way out of the worker: stage → deliver → wait for acks → store → commit.
+"""The worker's state layer: decoded state kept in memory, written once per checkpoint.
 
-Quix Streams' checkpoint order, as a named object instead of a closure, because the order
-*is* the crash guarantee:
+Faust's table API costs a full round trip per write — a RocksDB put, a changelog message
+sent through Faust's producer buffer with its callbacks and sensors, and a second put for
+the persisted offset — and the table hands back bytes that must be decoded again on the
+next read. A Kairos worker spent most of its time there. This module keeps Faust for what
+it does well (group membership, partition assignment, the changelog topics, recovery and
+standbys) and takes the per-message costs out of the data path, in Quix Streams' order:
 
-1. **stage** — each message's outputs and state are collected; nothing is written yet, and
-   a customer's later message in the batch reads the state its earlier one staged;
-2. **deliver** — every output is handed to the producer;
-3. **wait for acks** — once, for the whole batch;
-4. **store** — only then each changed customer's state is written, once, to its table
-   partition (and so to the changelog);
-5. **commit** — the input offsets move only after the batch is handed back to Faust,
-   which acknowledges its events when the agent asks for the next batch.
+1. **decide** — every message of a batch is decided on the decoded state held here; a
+   customer's later message reads what the earlier one left, and nothing is written yet;
+2. **send** — the batch's outputs, then each changed customer's state, encoded once, to
+   the table's changelog partition, straight to the producer;
+3. **wait for acks** — once, for the whole checkpoint;
+4. **store** — only then the changed states and each partition's changelog offset, in one
+   RocksDB write batch per partition;
+5. **commit** — the batch's input messages are acknowledged to Faust last, which commits
+   their offsets at its next commit.
 
-A crash anywhere before 4 re-processes the batch with the same deterministic ids, so no
-contact is lost and a duplicate carries the same ``action_id``; a stored state that
-remembers a message implies its outputs were delivered.
+While a checkpoint waits for its acknowledgements, the next batch is decided and sent
+(pipelining); one checkpoint at most is in flight, and they complete in order. A crash
+anywhere before 5 re-processes the batch with the same deterministic ids, so no contact is
+lost and a duplicate carries the same ``action_id``; a stored state that remembers a
+message implies its outputs were delivered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
-from collections.abc import Iterator, Mapping
-from typing import Any
+import time
+from collections import OrderedDict, defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
-from faust.streams import _current_event
-
-from agents.processor import Processed
+from agents.outputs import Output
+from schemas.codec import decode_state, encode_state
+from schemas.state import CustomerState
 
 log = logging.getLogger(__name__)
 
 #: Seconds between "still waiting for the broker" warnings.
 SLOW_ACK_S = 5.0
 
+V = TypeVar("V")
 
-class BatchView(Mapping[bytes, bytes]):
-    """The state table as one batch sees it: what earlier messages of the batch staged first.
 
-    Nothing reaches the table until the whole batch's outputs are acknowledged; until then a
-    customer's second event in the batch must still see the state its first event left.
+@dataclass(frozen=True)
+class StateCodec(Generic[V]):
+    """How a table's values are stored: bytes in RocksDB and the changelog, ``V`` in memory."""
+
+    decode: Callable[[bytes], V]
+    encode: Callable[[V], bytes]
+
+
+def _same_bytes(value: bytes) -> bytes:
+    return bytes(value)
+
+
+#: A table whose values are used as stored (the RM capacity counters).
+RAW_BYTES: StateCodec[bytes] = StateCodec(_same_bytes, _same_bytes)
+#: The customer state table: the versioned encoding of ``schemas.codec``.
+CUSTOMER_STATES: StateCodec[CustomerState] = StateCodec(decode_state, encode_state)
+
+
+class PartitionStore(Protocol):
+    """The stored side of a table, one RocksDB database per partition."""
+
+    def read(self, partition: int, key: bytes) -> bytes | None:
+        """The stored value of ``key`` in ``partition``'s database."""
+
+    def write(self, partition: int, items: Sequence[tuple[bytes, bytes]], offset: int) -> None:
+        """Store ``items`` and the changelog ``offset`` they reach, in one write batch."""
+
+
+class FaustTableStore:
+    """A Faust table's RocksDB partitions, written the way Faust's recovery reads them.
+
+    The values and the partition's persisted changelog offset (Faust's ``offset_key``, from
+    which recovery and standbys resume) go in one ``rocksdict`` write batch, as Faust's own
+    ``apply_changelog_batch`` writes them. ``tests/agents/test_checkpoint_on_faust.py`` fails
+    if an upgrade of faust-streaming moves the store methods used here.
     """
 
     def __init__(self, table: Any) -> None:
         self.table = table
-        self.staged: dict[bytes, bytes] = {}
-        #: The Faust event that staged each key: its partition is where the write belongs.
-        self.origins: dict[bytes, Any] = {}
+        self.changelog_topic: str = table.changelog_topic.get_topic_name()
 
-    def stage(self, processed: Processed, origin: Any = None) -> None:
-        if processed.state is not None:
-            key, value = processed.state
-            self.staged[key] = value
-            self.origins[key] = origin
+    def _db(self, partition: int) -> Any:
+        return self.table.data._db_for_partition(partition)
 
-    def __getitem__(self, key: bytes) -> bytes:
-        if key in self.staged:
-            return self.staged[key]
-        value = self.table.get(key)
-        if value is None:
-            raise KeyError(key)
-        return bytes(value)
+    def read(self, partition: int, key: bytes) -> bytes | None:
+        value = self._db(partition).get(key)
+        return None if value is None else bytes(value)
 
-    def get(self, key: bytes, default: Any = None) -> Any:
-        staged = self.staged.get(key)
-        return staged if staged is not None else self.table.get(key, default)
+    def write(self, partition: int, items: Sequence[tuple[bytes, bytes]], offset: int) -> None:
+        import rocksdict  # Faust's own RocksDB binding, present with the rocksdb store
 
-    def __iter__(self) -> Iterator[bytes]:
-        return iter({*self.staged, *self.table.keys()})
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        for key, value in items:
+            batch.put(key, value)
+        batch.put(self.table.data.offset_key, str(offset).encode())
+        self._db(partition).write(batch)
+
+
+class TableState(Generic[V]):
+    """A table's values for the partitions this worker decides: decoded, cached, changed.
+
+    A bounded LRU of decoded values (``None`` remembers "nothing stored"), valid while the
+    worker keeps its partitions: :meth:`forget` empties it when the consumer generation
+    moves, since a rebalance may bring back a partition another worker has written since.
+    Changed values are kept until :meth:`take_changes` hands them, encoded, to a checkpoint;
+    a value still waiting to be stored is never evicted.
+    """
+
+    def __init__(self, store: PartitionStore, codec: StateCodec[V], capacity: int) -> None:
+        self.store = store
+        self.codec = codec
+        self.capacity = capacity
+        self.generation: int | None = None
+        self._cache: OrderedDict[bytes, V | None] = OrderedDict()
+        #: Changed since the last checkpoint: key -> its partition.
+        self._changed: dict[bytes, int] = {}
+        #: Handed to a checkpoint not yet stored: reading RocksDB for these would go back
+        #: in time, so they stay cached until :meth:`stored`.
+        self._unstored: dict[bytes, int] = {}
+        #: Reads answered from memory and from RocksDB since :meth:`take_read_counts`.
+        self.hits = 0
+        self.misses = 0
 
     def __len__(self) -> int:
-        return sum(1 for _ in self)
+        return len(self._cache)
+
+    def read(self, partition: int, key: bytes) -> V | None:
+        """The customer's current value: cached, else decoded from the partition's store.
+
+        Raises what the codec raises on a record it cannot read (the caller dead-letters
+        the message); nothing is cached then.
+        """
+        cache = self._cache
+        if key in cache:
+            cache.move_to_end(key)
+            self.hits += 1
+            return cache[key]
+        self.misses += 1
+        raw = self.store.read(partition, key)
+        value = None if raw is None else self.codec.decode(raw)
+        cache[key] = value
+        return value
+
+    def put(self, partition: int, key: bytes, value: V) -> None:
+        """The customer's new value: read back by later messages, stored at the checkpoint."""
+        self._cache[key] = value
+        self._cache.move_to_end(key)
+        self._changed[key] = partition
+
+    def take_read_counts(self) -> tuple[int, int]:
+        """Reads from memory and from RocksDB since the last call, for the metrics."""
+        counts, self.hits, self.misses = (self.hits, self.misses), 0, 0
+        return counts
+
+    def at(self, partition: int) -> PartitionView[V]:
+        """A read-only view of one partition, the processor's state store."""
+        return PartitionView(self, partition)
+
+    def take_changes(self) -> dict[int, list[tuple[bytes, bytes]]]:
+        """Each changed value once, encoded, by partition; the next checkpoint starts empty."""
+        encode, cache = self.codec.encode, self._cache
+        changes: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
+        for key, partition in self._changed.items():
+            value = cache[key]
+            assert value is not None  # only put() marks a key changed
+            changes[partition].append((key, encode(value)))
+            self._unstored[key] = partition
+        self._changed = {}
+        return changes
+
+    def stored(self, changes: dict[int, list[tuple[bytes, bytes]]]) -> None:
+        """The values are in RocksDB now: evict the least recently used beyond the bound."""
+        for items in changes.values():
+            for key, _ in items:
+                self._unstored.pop(key, None)
+        cache, pinned = self._cache, self._changed.keys() | self._unstored.keys()
+        while len(cache) > self.capacity:
+            oldest = next(iter(cache))
+            if oldest in pinned:
+                break  # recently changed: everything older was evicted already
+            cache.popitem(last=False)
+
+    def forget(self, generation: int | None) -> None:
+        """Drop every cached value (nothing may be waiting to be stored): partitions moved."""
+        if self._changed or self._unstored:
+            raise RuntimeError("state layer asked to forget values not yet stored")
+        self._cache.clear()
+        self.generation = generation
 
 
-def bind_current_event(event: Any) -> None:
-    """Make ``event`` Faust's current event in this task only.
+class PartitionView(Generic[V]):
+    """One partition of a :class:`TableState`, read by key: the processor's state store."""
 
-    Faust's RocksDB store reads and writes the partition of the current event. Only the
-    context variable is set, which is per task: ``Stream._set_current_event`` would also
-    change the stream's ``current_event``, which ``take_events`` reads from another task to
-    know which event to acknowledge.
+    __slots__ = ("partition", "state")
+
+    def __init__(self, state: TableState[V], partition: int) -> None:
+        self.state = state
+        self.partition = partition
+
+    def get(self, key: bytes, default: V | None = None) -> V | None:
+        value = self.state.read(self.partition, key)
+        return default if value is None else value
+
+
+#: An acknowledgement to come: resolves to the record's metadata (its ``offset``).
+Ack = asyncio.Future[Any]
+#: Sends one record: (topic, key, value, partition or None for the key's) -> its ack.
+Send = Callable[[str, bytes, bytes, int | None], Awaitable[Ack]]
+
+
+class Checkpointer(Generic[V]):
+    """Moves each batch's outputs and state out in the guaranteed order, one batch in flight.
+
+    ``acks`` are the batch's input messages' acknowledgements to Faust, run last: Faust
+    only commits an offset once its message is acknowledged, so a batch's offsets never
+    move before its outputs and state are safe.
     """
-    _current_event.set(weakref.ref(event))
+
+    def __init__(
+        self,
+        state: TableState[V],
+        store: PartitionStore,
+        changelog_topic: str,
+        send: Send,
+        observe: Callable[[float], None] = lambda seconds: None,
+        on_failure: Callable[[BaseException], None] = lambda exc: None,
+    ) -> None:
+        self.state = state
+        self.store = store
+        self.changelog_topic = changelog_topic
+        self.send = send
+        #: Told each checkpoint's seconds from sent to stored.
+        self.observe = observe
+        #: Told at once when a checkpoint fails, even if no batch follows to raise it.
+        self.on_failure = on_failure
+        #: The checkpoint sent and waiting for its acknowledgements, if any.
+        self.in_flight: asyncio.Future[None] | None = None
+
+    async def submit(
+        self,
+        outputs: Iterable[Output],
+        what: str,
+        after: Callable[[], None] = lambda: None,
+    ) -> None:
+        """Send a decided batch, then let it complete while the caller decides the next.
+
+        Returns once the *previous* checkpoint is complete (so at most one is in flight,
+        and they complete in order); ``after`` runs once this one is stored — acknowledge
+        the batch's input messages there.
+        """
+        started, send = time.perf_counter(), self.send
+        deliveries = [await send(o.topic, o.key, o.value, None) for o in outputs]
+        changes = self.state.take_changes()
+        changelog: dict[int, list[Ack]] = {
+            partition: [await send(self.changelog_topic, k, v, partition) for k, v in items]
+            for partition, items in changes.items()
+        }
+        await self.drain()
+        self.in_flight = asyncio.ensure_future(
+            self._complete(deliveries, changelog, changes, what, after, started)
+        )
+        self.in_flight.add_done_callback(self._watch)
+
+    def _watch(self, done: asyncio.Future[None]) -> None:
+        if not done.cancelled() and done.exception() is not None:
+            self.on_failure(done.exception())  # type: ignore[arg-type]
+
+    async def drain(self) -> None:
+        """Wait until the checkpoint in flight, if any, is complete; raise what it raised."""
+        previous, self.in_flight = self.in_flight, None
+        if previous is not None:
+            await previous
+
+    async def _complete(
+        self,
+        deliveries: list[Ack],
+        changelog: dict[int, list[Ack]],
+        changes: dict[int, list[tuple[bytes, bytes]]],
+        what: str,
+        after: Callable[[], None],
+        started: float,
+    ) -> None:
+        written = [ack for acks in changelog.values() for ack in acks]
+        await wait_for_acks([*deliveries, *written], what)
+        for partition, acks in changelog.items():
+            offset = max(int(ack.result().offset) for ack in acks)  # aiokafka RecordMetadata
+            self.store.write(partition, changes[partition], offset)
+        self.state.stored(changes)
+        self.observe(time.perf_counter() - started)
+        after()
 
 
-class Checkpoint:
-    """The outputs and states of one batch, on their way out in the guaranteed order."""
-
-    def __init__(self, table: Any, outputs: Mapping[str, Any], what: str) -> None:
-        self.view = BatchView(table)
-        self.outputs = outputs
-        #: Where the batch came from, for the slow-acknowledgement warning.
-        self.what = what
-        self.processed: list[Processed] = []
-
-    def stage(self, processed: Processed, origin: Any) -> None:
-        """Keep one message's outputs, and its state for the batch's later messages."""
-        self.view.stage(processed, origin)
-        self.processed.append(processed)
-
-    async def deliver(self) -> list[Any]:
-        """Hand every staged output to the producer; the acknowledgement futures."""
-        return [
-            await self.outputs[output.topic].send(key=output.key, value=output.value)
-            for processed in self.processed
-            for output in processed.outputs
-        ]
-
-    async def wait_for_acks(self, deliveries: list[Any]) -> None:
-        """Wait once for the broker's acknowledgements, saying so if it takes unusually long."""
-        if not deliveries:
+async def wait_for_acks(deliveries: Sequence[Ack], what: str) -> None:
+    """Wait once for the broker's acknowledgements, saying so if it takes unusually long."""
+    if not deliveries:
+        return
+    pending = asyncio.ensure_future(asyncio.gather(*deliveries))
+    waited = 0.0
+    while True:
+        done, _ = await asyncio.wait({pending}, timeout=SLOW_ACK_S)
+        if done:
+            pending.result()
             return
-        pending = asyncio.ensure_future(asyncio.gather(*deliveries))
-        waited = 0.0
-        while True:
-            done, _ = await asyncio.wait({pending}, timeout=SLOW_ACK_S)
-            if done:
-                pending.result()
-                return
-            waited += SLOW_ACK_S
-            log.warning(
-                "Still waiting after %.0fs for the broker to acknowledge %d output(s) of %s",
-                waited,
-                len(deliveries),
-                self.what,
-            )
-
-    def store(self) -> None:
-        """Write each changed customer's last state once, to its own table partition."""
-        for key, value in self.view.staged.items():
-            bind_current_event(self.view.origins[key])
-            self.view.table[key] = value
-
-    async def complete(self) -> None:
-        """Deliver, wait for acks, store; Faust commits once the batch is handed back."""
-        await self.wait_for_acks(await self.deliver())
-        self.store()
+        waited += SLOW_ACK_S
+        log.warning(
+            "Still waiting after %.0fs for the broker to acknowledge %d record(s) of %s",
+            waited,
+            len(deliveries),
+            what,
+        )

@@ -27,6 +27,9 @@ FEEDBACK_BUCKETS = (1.0, 5.0, 30.0, 60.0, 300.0, 1800.0, 3600.0, 4 * 3600.0, 864
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
+#: Seconds a checkpoint waits for the broker and RocksDB: milliseconds when healthy.
+CHECKPOINT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+
 #: Seconds an action leaves after it was due: a tick on time is under the scheduler's 1 s
 #: interval, an RM queue hop a few seconds, a worker catching up minutes to an hour.
 LATENESS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0)
@@ -183,11 +186,31 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.state_cached = Gauge(
+            "kairos_state_cached_customers",
+            "Customers whose decoded state this worker holds in memory (bounded by "
+            "KAIROS_STATE_CACHE_CUSTOMERS).",
+            registry=r,
+        )
+        self.state_reads = Counter(
+            "kairos_state_reads_total",
+            "Customer state reads: 'cached' from memory, 'stored' decoded from RocksDB.",
+            ["source"],
+            registry=r,
+        )
+        self.checkpoints = Histogram(
+            "kairos_checkpoint_seconds",
+            "From a batch's outputs and state sent to their acknowledgement and storage.",
+            buckets=CHECKPOINT_BUCKETS,
+            registry=r,
+        )
         self.ready = Gauge(
             "kairos_worker_ready",
             "1 when partitions are assigned and state is recovered.",
             registry=r,
         )
+        for source in ("cached", "stored"):
+            self.state_reads.labels(source)
         for kind in TIMER_KINDS:  # present at 0 from the start, so alerts and panels see them
             self.timers_pending.labels(kind).set(0)
         for outcome in ("granted", "full"):

@@ -10,16 +10,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, Generic, TypeVar
 
 from agents.clock import Clock
 from agents.decode import InputMessage
 from agents.metrics import Metrics
 from rules.engine import ActionPath, RmSettlement, Verdict
 from schemas.capacity import RmRequest
-from schemas.codec import encode, encode_state
+from schemas.codec import encode
 from schemas.dead_letter import MAX_RAW_BYTES, DeadLetter
 from schemas.decisions import Outcome, Reason
 from schemas.errors import InvalidEventError
+from schemas.state import CustomerState
 from schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
@@ -53,8 +55,12 @@ class DueAction:
     due_at: datetime
 
 
+#: What a table keeps per key: a decoded customer state, or an RM's count as bytes.
+S = TypeVar("S")
+
+
 @dataclass
-class Processed:
+class Processed(Generic[S]):
     """What one message produced: messages to emit, latency origins, the timers left."""
 
     outputs: list[Output] = field(default_factory=list)
@@ -62,9 +68,10 @@ class Processed:
     #: Every action emitted, timed once the broker has it (``EventProcessor.observe_latency``).
     due_actions: list[DueAction] = field(default_factory=list)
     timers: TimerSummary | None = None
-    #: ``(key, state bytes)`` to store — only once every output is acknowledged, so a crash
-    #: in between re-processes the message (same ids) instead of losing its contacts.
-    state: tuple[bytes, bytes] | None = None
+    #: ``(key, new value)`` for the state layer, which stores it only once every output is
+    #: acknowledged, so a crash in between re-processes the message (same ids) instead of
+    #: losing its contacts.
+    state: tuple[bytes, S] | None = None
 
 
 class OutputEncoder:
@@ -81,7 +88,7 @@ class OutputEncoder:
         key: bytes,
         origin: tuple[str, datetime, float | None] | None = None,
         changed: bool = True,
-    ) -> Processed:
+    ) -> Processed[CustomerState]:
         """Count, encode and collect what ``verdict`` says; the state to store if ``changed``.
 
         ``origin`` is the triggering event's id, time and broker timestamp, for the latency
@@ -90,7 +97,7 @@ class OutputEncoder:
         would wait for a restart.
         """
         metrics, topics = self.metrics, self.topics
-        processed = Processed()
+        processed = Processed[CustomerState]()
         for rule_id in verdict.evaluated:
             metrics.rule_evaluations.labels(rule_id).inc()
         for failure in verdict.failures:
@@ -134,7 +141,7 @@ class OutputEncoder:
             # granted; the customer's state records it now (see ``rules.engine.rm_capacity``).
             asked = [request.decision for request in verdict.rm_requests]
             remembered = verdict.state.with_decisions([*verdict.decisions, *asked])
-            processed.state = (key, encode_state(remembered))
+            processed.state = (key, remembered)
         processed.timers = TimerSummary(
             customer_id=verdict.state.customer_id,
             next_due=verdict.wake_up_at,
@@ -144,12 +151,12 @@ class OutputEncoder:
 
     def rm_settlement(
         self, request: RmRequest, settled: RmSettlement, counter_key: bytes
-    ) -> Processed:
+    ) -> Processed[bytes]:
         """A granted RM contact's decision and action, or the refusal to the customer."""
         customer = request.action.customer_id.encode()
         if settled.reply is not None:
             self.metrics.rm_capacity.labels("full").inc()
-            return Processed(
+            return Processed[bytes](
                 outputs=[Output(self.topics.rm_replies, customer, encode(settled.reply))]
             )
         action = request.action
@@ -158,7 +165,7 @@ class OutputEncoder:
         self.metrics.rule_fires.labels(request.decision.rule_id).inc()
         # an older worker's request carries no due time: due when it was decided, then
         due_at = request.due_at or request.decision.decided_at
-        return Processed(
+        return Processed[bytes](
             outputs=[
                 Output(self.topics.decisions, customer, encode(request.decision)),
                 Output(self.topics.actions(action.channel), customer, encode(action)),
@@ -167,7 +174,7 @@ class OutputEncoder:
             state=(counter_key, str(settled.used).encode()),
         )
 
-    def dead_letter(self, message: InputMessage, error: InvalidEventError) -> Processed:
+    def dead_letter(self, message: InputMessage, error: InvalidEventError) -> Processed[Any]:
         """The message, its reason and its bytes, for the dead-letter topic."""
         self.metrics.events_invalid.labels(error.error_type).inc()
         raw_base64, preview = DeadLetter.encode_raw(message.value)
@@ -198,6 +205,6 @@ class OutputEncoder:
                 "error_type": error.error_type,
             },
         )
-        return Processed(
+        return Processed[Any](
             outputs=[Output(self.topics.dead_letter, message.key or b"", encode(record))]
         )

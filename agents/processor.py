@@ -17,7 +17,7 @@ exception messages can carry customer ids, and those go to the dead-letter recor
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from typing import Any, Protocol, TypeVar
 
 from agents.clock import Clock, utc_now
 from agents.decode import InputDecoder, InputMessage
@@ -26,17 +26,28 @@ from agents.outputs import Output, OutputEncoder, Processed, TimerSummary
 from rules.engine import EngineOptions, counter_key, dispatch, settle_request
 from rules.ruleset import Ruleset
 from schemas.capacity import RmRequest
-from schemas.codec import decode_state
 from schemas.errors import InvalidEventError, StateCorruptError
 from schemas.events import EventBase
 from schemas.feedback import Feedback
 from schemas.profile import CustomerProfile
+from schemas.state import CustomerState
 from schemas.timers import TimerTick
 from schemas.topics import TopicNames
 
 __all__ = ["EventProcessor", "InputMessage", "Output", "Processed", "StateStore", "TimerSummary"]
 
-StateStore = Mapping[bytes, bytes]
+_V = TypeVar("_V", covariant=True)
+
+
+class StateStore(Protocol[_V]):
+    """Where the processor reads a key's current value (``agents.checkpoint``, or a dict).
+
+    It reads only: what a message changes comes back in :attr:`Processed.state`, for the
+    caller to keep and store once the outputs are acknowledged.
+    """
+
+    def get(self, key: bytes, /) -> _V | None: ...
+
 
 #: The largest output a message may produce. The producer refuses records over the broker's
 #: 1 MB limit; a refused output stops the agent, and the restart decides the same message
@@ -79,7 +90,9 @@ class EventProcessor:
                     goal=rule.spec.goal is not None,
                 )
 
-    def process(self, message: InputMessage, store: StateStore) -> Processed:
+    def process(
+        self, message: InputMessage, store: StateStore[CustomerState]
+    ) -> Processed[CustomerState]:
         """Decide one message; never raises — what cannot be decided is dead-lettered."""
         if len(message.value) > self.max_message_bytes:
             return self.encoder.dead_letter(message, self._too_large(message))
@@ -102,15 +115,16 @@ class EventProcessor:
             return self.encoder.dead_letter(message, why)
         return processed
 
-    def _decide(self, message: InputMessage, store: StateStore) -> Processed:
+    def _decide(
+        self, message: InputMessage, store: StateStore[CustomerState]
+    ) -> Processed[CustomerState]:
         item = self.decoder.decode(message)
         if isinstance(item, EventBase):
             self.metrics.events_consumed.labels(item.event_type).inc()
         elif isinstance(item, CustomerProfile):
             self.metrics.events_consumed.labels("profile").inc()
         key = item.customer_id.encode()
-        current = store.get(key)
-        state = decode_state(current) if current else None
+        state = store.get(key)  # decoded by the state layer; a corrupt record raises here
         verdict = dispatch(item, state, self.ruleset, self.clock(), self.options)
         if isinstance(item, Feedback):
             result = verdict.feedback if verdict is not None else "unknown_action"
@@ -119,13 +133,13 @@ class EventProcessor:
                 delay = self.metrics.feedback_delay.labels(item.channel.value, item.status.value)
                 delay.observe(verdict.feedback_after_s)
             if verdict is None or result == "duplicate":
-                return Processed()
+                return Processed[CustomerState]()
         if verdict is None:
-            return Processed()
+            return Processed[CustomerState]()
         if isinstance(item, EventBase):
             if verdict.duplicate:
                 self.metrics.events_duplicate.labels(item.event_type).inc()
-                return Processed()
+                return Processed[CustomerState]()
             if verdict.late:
                 self.metrics.events_late.labels(item.event_type).inc()
             origin = (item.event_id, item.occurred_at, message.timestamp)
@@ -134,7 +148,9 @@ class EventProcessor:
         changed = not isinstance(item, TimerTick) or bool(verdict.timers)
         return self.encoder.verdict(verdict, key, changed=changed)
 
-    def process_rm_request(self, message: InputMessage, counters: StateStore) -> Processed:
+    def process_rm_request(
+        self, message: InputMessage, counters: StateStore[bytes]
+    ) -> Processed[bytes]:
         """Grant an RM contact within the RM's daily capacity, or refuse it to the customer.
 
         Runs on the partition that owns the RM (requests are keyed by RM), so the count of
@@ -162,7 +178,7 @@ class EventProcessor:
             error_type="too_large",
         )
 
-    def observe_latency(self, processed: Processed) -> None:
+    def observe_latency(self, processed: Processed[Any]) -> None:
         """Record event→action latency, and every action's lateness, once the broker has them.
 
         Latency covers the actions decided on their event only (a timer-fired one waited on

@@ -52,7 +52,8 @@ class Settings(BaseSettings):
     )
     processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
         default="at_least_once",
-        description="exactly_once uses Kafka transactions (Apache Kafka only; Tansu has none).",
+        description="Only at_least_once: outputs and state leave through the worker's own "
+        "checkpoint, which Faust's transactions (exactly_once) would not cover.",
     )
     app_id: str = Field(default="kairos", description="Consumer group and changelog prefix.")
     topic_prefix: str = Field(default="kairos", description="Prefix of every topic name.")
@@ -174,6 +175,13 @@ class Settings(BaseSettings):
         gt=0,
         description="How long a batch waits to fill when traffic is light (adds latency).",
     )
+    state_cache_customers: int = Field(
+        default=10_000,
+        ge=1,
+        description="Customers whose decoded state a worker keeps in memory between batches "
+        "(least recently used evicted beyond it; ~23 KiB each for a month of history, "
+        "~230 MiB at the default); the rest are read from RocksDB.",
+    )
     max_message_bytes: int = Field(
         default=64 * 1024,
         ge=1024,
@@ -256,11 +264,13 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _supported_by_the_broker(self) -> Settings:
-        if self.broker_flavor == "tansu" and self.processing_guarantee == "exactly_once":
+    def _supported_guarantee(self) -> Settings:
+        if self.processing_guarantee == "exactly_once":
             raise ValueError(
-                "KAIROS_PROCESSING_GUARANTEE=exactly_once needs Kafka transactions, which the "
-                "embedded Tansu broker does not have; use at_least_once (the default) with it"
+                "KAIROS_PROCESSING_GUARANTEE=exactly_once is not supported: the worker sends "
+                "its outputs and state through its own checkpoint (acknowledged before state "
+                "and offsets move, deterministic ids), which Faust's Kafka transactions would "
+                "not cover; use at_least_once (the default): channels de-duplicate on action_id"
             )
         return self
 

@@ -6,4 +6,5 @@ from the repository root, so the benchmarks need nothing from ``tests/``.
 ``factories``          wire-format profiles and events, valid by default, any field overridable
 ``rulesets``           inline YAML rulesets (immediate rules on every channel, a broken rule)
 ``schema_strategies``  Hypothesis strategies for anything the published JSON Schemas allow
+``stores``             a state layer's stored side (RocksDB partitions) in dicts
 """

@@ -89,6 +89,7 @@ def runtime_config(settings: Settings) -> RuntimeConfig:
         rocksdb_block_cache_bytes=settings.rocksdb_block_cache_mb * 1024 * 1024,
         batch_max_messages=settings.batch_max_messages,
         batch_window_s=settings.batch_window_s,
+        state_cache_customers=settings.state_cache_customers,
         timer_check_interval_s=settings.timer_check_interval_s,
     )
 

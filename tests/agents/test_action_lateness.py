@@ -16,6 +16,7 @@ from agents.metrics import Metrics
 from agents.processor import EventProcessor, InputMessage, Processed
 from rules.engine import EngineOptions
 from schemas.actions import Channel
+from schemas.state import CustomerState
 from schemas.timers import TimerTick
 from schemas.topics import TopicNames
 from testkit.factories import drop_off, profile
@@ -74,7 +75,7 @@ class Worker:
         self.processor = EventProcessor(
             TOPICS, ruleset_from(rules), self.metrics, clock, EngineOptions(timer_grace=GRACE)
         )
-        self.states: dict[bytes, bytes] = {}
+        self.states: dict[bytes, CustomerState] = {}
         self.counters: dict[bytes, bytes] = {}
         self.offset = 0
 

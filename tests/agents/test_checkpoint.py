@@ -1,43 +1,242 @@
-"""A batch decides each message on the state the batch's earlier messages left."""
+"""The state layer: decoded state in memory, stored once per checkpoint, in Quix's order."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from dataclasses import dataclass
+from typing import Any
 
-from agents.checkpoint import BatchView
+import pytest
+
+from agents.checkpoint import CUSTOMER_STATES, RAW_BYTES, Checkpointer, TableState
 from agents.metrics import Metrics
+from agents.outputs import Output
 from agents.processor import EventProcessor, InputMessage
+from schemas.codec import encode_state
+from schemas.errors import StateCorruptError
+from schemas.state import CustomerState
 from schemas.topics import TopicNames
-from testkit.factories import drop_off, profile
+from testkit.factories import click, drop_off, profile
 from testkit.rulesets import IMMEDIATE_RULES, ruleset_from
+from testkit.stores import MemoryStore
 
 TOPICS = TopicNames("kairos")
+CHANGELOG = "kairos-customer_state-changelog"
 
 
-def _message(topic: str, value: dict[str, object], offset: int) -> InputMessage:
+@dataclass
+class Metadata:
+    offset: int
+
+
+class Broker:
+    """Records what is sent, in order; acknowledges only when told to."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, int | None]] = []
+        self.pending: list[asyncio.Future[Any]] = []
+        self.offsets: dict[tuple[str, int | None], int] = {}
+
+    async def send(self, topic: str, key: bytes, value: bytes, partition: int | None) -> Any:
+        self.sent.append((topic, key, partition))
+        ack: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        offset = self.offsets.get((topic, partition), -1) + 1
+        self.offsets[topic, partition] = offset
+        ack.metadata = Metadata(offset)  # type: ignore[attr-defined]
+        self.pending.append(ack)
+        return ack
+
+    def acknowledge(self, first: int | None = None) -> None:
+        for ack in self.pending[:first]:
+            if not ack.done():
+                ack.set_result(ack.metadata)  # type: ignore[attr-defined]
+
+    def refuse(self) -> None:
+        for ack in self.pending:
+            if not ack.done():
+                ack.set_exception(RuntimeError("broker said no"))
+
+
+def _message(topic: str, value: dict[str, object], offset: int, key: bytes = b"C1") -> InputMessage:
     raw = json.dumps(value).encode()
-    return InputMessage(topic=topic, partition=0, offset=offset, key=b"C1", value=raw)
+    return InputMessage(topic=topic, partition=0, offset=offset, key=key, value=raw)
 
 
-def test_staged_state_shadows_the_table_until_the_batch_is_stored() -> None:
-    table = {b"C2": b"kept"}
-    view = BatchView(table)
+def _decide(
+    processor: EventProcessor, state: TableState[CustomerState], messages: list[InputMessage]
+) -> list[Output]:
+    outputs: list[Output] = []
+    for message in messages:
+        processed = processor.process(message, state.at(message.partition))
+        if processed.state is not None:
+            state.put(message.partition, *processed.state)
+        outputs.extend(processed.outputs)
+    return outputs
+
+
+def test_a_checkpoint_stores_state_only_after_every_record_is_acknowledged() -> None:
+    async def scenario() -> None:
+        store, broker = MemoryStore(), Broker()
+        state = TableState(store, CUSTOMER_STATES, capacity=100)
+        checkpoints = Checkpointer(state, store, CHANGELOG, broker.send)
+        processor = EventProcessor(TOPICS, ruleset_from(IMMEDIATE_RULES), Metrics())
+        batch = [
+            _message(TOPICS.profile, profile("C1"), 0),
+            _message(TOPICS.drop_off, drop_off("C1", step=4), 1),
+        ]
+        outputs = _decide(processor, state, batch)
+        committed: list[str] = []
+        await checkpoints.submit(outputs, "batch 1", lambda: committed.append("batch 1"))
+        topics = [topic for topic, _, _ in broker.sent]
+        assert topics[-1] == CHANGELOG and topics.count(CHANGELOG) == 1, (
+            "the customer's state goes to the changelog once per checkpoint, after the outputs"
+        )
+        assert len(topics) == len(outputs) + 1
+        await asyncio.sleep(0)
+        assert store.partitions == {} and committed == [], "nothing stored before the acks"
+        broker.acknowledge()
+        await checkpoints.drain()
+        stored = CUSTOMER_STATES.decode(store.partitions[0][b"C1"])
+        assert stored == state.at(0).get(b"C1")
+        assert stored is not None and stored.event_counts == {"drop_off": 1}
+        assert store.offsets == {0: 0}, "the changelog offset is stored with the state"
+        assert committed == ["batch 1"], "the batch's offsets are let go last"
+
+    asyncio.run(scenario())
+
+
+def test_the_next_batch_is_decided_while_the_previous_waits_and_they_complete_in_order() -> None:
+    async def scenario() -> None:
+        store, broker = MemoryStore(), Broker()
+        state = TableState(store, CUSTOMER_STATES, capacity=100)
+        checkpoints = Checkpointer(state, store, CHANGELOG, broker.send)
+        processor = EventProcessor(TOPICS, ruleset_from(IMMEDIATE_RULES), Metrics())
+        done: list[int] = []
+        first = _decide(processor, state, [_message(TOPICS.profile, profile("C1"), 0)])
+        await checkpoints.submit(first, "1", lambda: done.append(1))
+        # decided on the first batch's state, which is not stored yet
+        second = _decide(processor, state, [_message(TOPICS.drop_off, drop_off("C1"), 1)])
+        assert second, "the drop-off read the profile the first batch left"
+        submitted = asyncio.ensure_future(checkpoints.submit(second, "2", lambda: done.append(2)))
+        await asyncio.sleep(0.01)
+        assert not submitted.done(), "one checkpoint in flight at most"
+        assert sum(topic == CHANGELOG for topic, _, _ in broker.sent) == 2, "both are sent"
+        broker.acknowledge(first=1)  # the first batch: its one state record
+        await submitted
+        await asyncio.sleep(0.01)
+        assert done == [1], "the second completes on its own acks, after the first"
+        broker.acknowledge()
+        await checkpoints.drain()
+        assert done == [1, 2] and store.offsets == {0: 1}
+
+    asyncio.run(scenario())
+
+
+def test_a_refused_record_stores_nothing_commits_nothing_and_is_reported() -> None:
+    async def scenario() -> None:
+        store, broker = MemoryStore(), Broker()
+        state = TableState(store, RAW_BYTES, capacity=10)
+        failures: list[BaseException] = []
+        checkpoints = Checkpointer(state, store, CHANGELOG, broker.send, on_failure=failures.append)
+        state.put(0, b"rm:1", b"1")
+        committed: list[str] = []
+        await checkpoints.submit([Output("out", b"k", b"v")], "one", lambda: committed.append("x"))
+        broker.refuse()
+        with pytest.raises(RuntimeError, match="broker said no"):
+            await checkpoints.drain()
+        assert store.partitions == {} and committed == []
+        assert [type(f) for f in failures] == [RuntimeError], "told even with no next batch"
+
+    asyncio.run(scenario())
+
+
+def test_the_cache_is_bounded_yet_never_drops_a_value_not_yet_stored() -> None:
+    async def scenario() -> None:
+        store, broker = MemoryStore(), Broker()
+        state = TableState(store, RAW_BYTES, capacity=2)
+        checkpoints = Checkpointer(state, store, CHANGELOG, broker.send)
+        for n in range(5):
+            state.put(0, f"k{n}".encode(), str(n).encode())
+        await checkpoints.submit([], "five")
+        assert len(state) == 5, "sent, not stored: all kept"
+        for n in range(5, 8):  # the next batch changes more while the first is in flight
+            state.put(0, f"k{n}".encode(), str(n).encode())
+        broker.acknowledge()
+        await checkpoints.drain()
+        assert len(state) == 3, "stored ones evicted; the next batch's changes are pinned"
+        reads = store.reads
+        assert state.at(0).get(b"k0") == b"0", "an evicted value is read back from the store"
+        assert store.reads == reads + 1
+        assert state.at(0).get(b"k7") == b"7" and store.reads == reads + 1
+        assert state.take_read_counts() == (1, 1)
+
+    asyncio.run(scenario())
+
+
+def test_a_rebalance_forgets_the_cache_but_only_once_everything_is_stored() -> None:
+    store = MemoryStore()
+    state = TableState(store, RAW_BYTES, capacity=10)
+    state.put(0, b"k", b"v")
+    with pytest.raises(RuntimeError, match="not yet stored"):
+        state.forget(7)
+    changes = state.take_changes()
+    store.write(0, changes[0], 0)
+    state.stored(changes)
+    store.partitions[0][b"k"] = b"written by the partition's next owner"
+    state.forget(7)
+    assert state.generation == 7 and len(state) == 0
+    assert state.at(0).get(b"k") == b"written by the partition's next owner"
+
+
+def test_an_unreadable_stored_state_is_dead_lettered_and_not_cached() -> None:
+    store = MemoryStore()
+    store.partitions[0] = {b"C1": b"\x02not zstd"}
+    state = TableState(store, CUSTOMER_STATES, capacity=10)
+    with pytest.raises(StateCorruptError):
+        state.at(0).get(b"C1")
     processor = EventProcessor(TOPICS, ruleset_from(IMMEDIATE_RULES), Metrics())
-    view.stage(processor.process(_message(TOPICS.profile, profile("C1"), 0), view))
-    assert view.get(b"C1") == view[b"C1"] == view.staged[b"C1"]
-    assert view.get(b"C2") == b"kept" and view.get(b"C3") is None
-    assert b"C1" not in table, "nothing reaches the table before the acknowledgements"
+    processed = processor.process(_message(TOPICS.app_click, click("C1"), 3), state.at(0))
+    (letter,) = processed.outputs
+    assert letter.topic == TOPICS.dead_letter and b"state_unreadable" in letter.value
+    assert processed.state is None and len(state) == 0
 
 
 def test_a_redelivery_inside_one_batch_is_still_recognised() -> None:
-    view = BatchView({})
+    state = TableState(MemoryStore(), CUSTOMER_STATES, capacity=10)
     processor = EventProcessor(TOPICS, ruleset_from(IMMEDIATE_RULES), Metrics())
     event = drop_off("C1", step=4)
     outputs = []
     for offset, (topic, value) in enumerate(
         [(TOPICS.profile, profile("C1")), (TOPICS.drop_off, event), (TOPICS.drop_off, event)]
     ):
-        processed = processor.process(_message(topic, value, offset), view)
-        view.stage(processed)
+        processed = processor.process(_message(topic, value, offset), state.at(0))
+        if processed.state is not None:
+            state.put(0, *processed.state)
         outputs.append(len(processed.outputs))
     assert outputs == [0, 2, 0], "decision + action once; the duplicate produces nothing"
+
+
+def test_deciding_never_changes_the_cached_state_it_read() -> None:
+    """The cache hands the engine the very object it keeps: the engine must copy, not mutate.
+
+    Were a message dead-lettered half-way through an in-place change, the cache would hold
+    a state no stored record has; this pins the engine's copy-on-write contract.
+    """
+    state = TableState(MemoryStore(), CUSTOMER_STATES, capacity=10)
+    processor = EventProcessor(TOPICS, ruleset_from(IMMEDIATE_RULES), Metrics())
+    inputs = [
+        (TOPICS.profile, profile("C1")),
+        (TOPICS.app_click, click("C1", screen="mortgage_calculator")),
+        (TOPICS.drop_off, drop_off("C1", step=4)),
+        (TOPICS.app_click, click("C1", screen="offer")),
+        (TOPICS.drop_off, drop_off("C1", step=2)),
+    ]
+    for offset, (topic, value) in enumerate(inputs):
+        before = state.at(0).get(b"C1")
+        snapshot = encode_state(before) if before is not None else None
+        processed = processor.process(_message(topic, value, offset), state.at(0))
+        if before is not None:
+            assert encode_state(before) == snapshot, f"message {offset} changed the state in place"
+        if processed.state is not None:
+            state.put(0, *processed.state)

@@ -14,17 +14,19 @@ from typing import Any
 import pytest
 
 import agents.processor as processor_module
+from agents.checkpoint import CUSTOMER_STATES, TableState
 from agents.metrics import Metrics
 from agents.processor import EventProcessor, InputMessage, Processed
 from app.settings import EXAMPLE_RULES
 from rules.language.loader import load_ruleset
 from rules.ruleset import Ruleset
-from schemas.codec import decode_state
 from schemas.dead_letter import DeadLetter
 from schemas.decisions import Decision
+from schemas.state import CustomerState
 from schemas.topics import TopicNames
 from testkit.factories import click, profile, transaction
 from testkit.rulesets import DIVIDING_RULES, ruleset_from
+from testkit.stores import MemoryStore
 
 TOPICS = TopicNames("kairos")
 
@@ -35,7 +37,7 @@ class Worker:
     def __init__(self, ruleset: Ruleset) -> None:
         self.metrics = Metrics()
         self.processor = EventProcessor(TOPICS, ruleset, self.metrics)
-        self.store: dict[bytes, bytes] = {}
+        self.store: dict[bytes, CustomerState] = {}
         self.offset = 0
 
     def send(
@@ -96,7 +98,7 @@ def test_a_rule_whose_params_divide_by_zero_is_suppressed_and_the_next_rule_send
         == 1
     )
     assert worker.count("kairos_feature_errors_total", feature="share_30d") == 1
-    state = decode_state(worker.store[b"C1"])
+    state = worker.store[b"C1"]
     assert "share_30d" not in state.features, "the feature kept its (empty) previous value"
 
 
@@ -107,7 +109,7 @@ def test_the_next_event_of_the_same_customer_is_decided_after_a_rule_error() -> 
     processed = worker.send(TOPICS.transaction, transaction("C1", balance_after="100.00"))
     decisions = _decisions(processed)
     assert decisions["share-of-balance"].outcome == "sent"
-    assert decode_state(worker.store[b"C1"]).features["share_30d"].buckets
+    assert worker.store[b"C1"].features["share_30d"].buckets
 
 
 @pytest.mark.parametrize(
@@ -191,10 +193,14 @@ def test_an_engine_that_raises_dead_letters_the_input_and_the_next_customer_is_d
 
 def test_a_state_that_cannot_be_read_dead_letters_the_event_not_the_worker() -> None:
     worker = Worker(load_ruleset(EXAMPLE_RULES))
-    worker.store[b"C1"] = b"\x02not zstandard"
-    letter = _dead_letter(worker.send(TOPICS.app_click, click("C1")))
+    stored = MemoryStore()
+    stored.partitions[0] = {b"C1": b"\x02not zstandard"}
+    states = TableState(stored, CUSTOMER_STATES, capacity=10)
+    message = InputMessage(TOPICS.app_click, 0, 1, b"C1", json.dumps(click("C1")).encode())
+    letter = _dead_letter(worker.processor.process(message, states.at(0)))
     assert letter.error_type == "state_unreadable"
-    assert worker.send(TOPICS.app_click, click("C2"), key=b"C2").state is not None
+    message = InputMessage(TOPICS.app_click, 0, 2, b"C2", json.dumps(click("C2")).encode())
+    assert worker.processor.process(message, states.at(0)).state is not None
 
 
 def test_an_output_over_the_brokers_limit_dead_letters_the_input(

@@ -6,8 +6,7 @@ import json
 from agents.metrics import Metrics
 from agents.processor import EventProcessor, InputMessage
 from schemas.actions import Channel
-from schemas.codec import decode_state
-from schemas.state import RECENT_DECISIONS
+from schemas.state import RECENT_DECISIONS, CustomerState
 from schemas.topics import TopicNames
 from testkit.factories import drop_off, profile
 from testkit.rulesets import IMMEDIATE_RULES, ruleset_from
@@ -28,7 +27,7 @@ def _message(topic: str, value: bytes, key: bytes | None = b"C1", offset: int = 
 
 def test_profile_then_event_produces_a_decision_and_an_action() -> None:
     processor, metrics = _processor()
-    store: dict[bytes, bytes] = {}
+    store: dict[bytes, CustomerState] = {}
     first = processor.process(_message(TOPICS.profile, json.dumps(profile("C1")).encode()), store)
     assert first.outputs == [] and first.state is not None
     store[first.state[0]] = first.state[1]
@@ -39,7 +38,7 @@ def test_profile_then_event_produces_a_decision_and_an_action() -> None:
     assert all(o.key == b"C1" for o in processed.outputs)
     assert store[b"C1"] == first.state[1], "the processor never writes state itself"
     assert processed.state is not None and processed.state[0] == b"C1"
-    assert decode_state(processed.state[1]).event_counts == {"drop_off": 1}
+    assert processed.state[1].event_counts == {"drop_off": 1}
     sample = metrics.registry.get_sample_value
     assert (
         sample("kairos_actions_total", {"channel": "push", "rule_id": "loan-dropoff-digital-nudge"})
@@ -71,7 +70,7 @@ def test_invalid_bytes_never_raise() -> None:
 
 def test_the_stored_state_remembers_the_latest_decisions_for_the_customer_api() -> None:
     processor, _ = _processor()
-    store: dict[bytes, bytes] = {}
+    store: dict[bytes, CustomerState] = {}
     for offset, value in enumerate(
         [profile("C1"), *(drop_off("C1", step=4) for _ in range(RECENT_DECISIONS + 2))]
     ):
@@ -81,7 +80,7 @@ def test_the_stored_state_remembers_the_latest_decisions_for_the_customer_api() 
         )
         assert processed.state is not None
         store[processed.state[0]] = processed.state[1]
-    recent = decode_state(store[b"C1"]).recent_decisions
+    recent = store[b"C1"].recent_decisions
     assert len(recent) == RECENT_DECISIONS, "bounded: state is serialised on every update"
     assert {d.rule_id for d in recent} == {"loan-dropoff-digital-nudge"}
     assert recent[-1].at >= recent[0].at
@@ -117,7 +116,7 @@ def test_an_oversized_message_is_dead_lettered_unparsed_and_the_letter_stays_sma
 
 def test_feedback_is_applied_counted_and_dead_lettered_when_malformed() -> None:
     processor, metrics = _processor()
-    store: dict[bytes, bytes] = {}
+    store: dict[bytes, CustomerState] = {}
     for topic, value in [
         (TOPICS.profile, profile("C1")),
         (TOPICS.drop_off, drop_off("C1", step=4)),
@@ -137,7 +136,7 @@ def test_feedback_is_applied_counted_and_dead_lettered_when_malformed() -> None:
     raw = json.dumps(report).encode()
     applied = processor.process(_message(TOPICS.feedback, raw, offset=1), store)
     assert applied.state is not None and applied.outputs == []
-    assert decode_state(applied.state[1]).contacts[-1].status == "opened"
+    assert applied.state[1].contacts[-1].status == "opened"
     store[applied.state[0]] = applied.state[1]
     again = processor.process(_message(TOPICS.feedback, raw, offset=2), store)
     assert again.state is None, "a re-sent report changes nothing"

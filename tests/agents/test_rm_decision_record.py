@@ -10,8 +10,7 @@ import json
 
 from agents.metrics import Metrics
 from agents.processor import EventProcessor, InputMessage, Processed
-from schemas.codec import decode_state
-from schemas.state import DecisionNote
+from schemas.state import CustomerState, DecisionNote
 from schemas.topics import TopicNames
 from testkit.factories import daytime_zone, drop_off, profile
 from testkit.rulesets import ruleset_from
@@ -34,16 +33,18 @@ def _message(topic: str, value: bytes, key: bytes, offset: int = 0) -> InputMess
     return InputMessage(topic=topic, partition=0, offset=offset, key=key, value=value)
 
 
-def _stored(processed: Processed, store: dict[bytes, bytes]) -> None:
+def _stored(processed: Processed[CustomerState], store: dict[bytes, CustomerState]) -> None:
     assert processed.state is not None
     store[processed.state[0]] = processed.state[1]
 
 
-def _notes(store: dict[bytes, bytes], customer: bytes) -> list[DecisionNote]:
-    return decode_state(store[customer]).recent_decisions
+def _notes(store: dict[bytes, CustomerState], customer: bytes) -> list[DecisionNote]:
+    return store[customer].recent_decisions
 
 
-def _asked(processor: EventProcessor, store: dict[bytes, bytes], customer: str) -> Processed:
+def _asked(
+    processor: EventProcessor, store: dict[bytes, CustomerState], customer: str
+) -> Processed[CustomerState]:
     """The customer's profile, then a drop-off whose RM contact goes to the RM's owner."""
     fields = profile(customer, rm_id="RM9", consent=CONSENT, timezone=daytime_zone())
     key = customer.encode()
@@ -56,7 +57,7 @@ def _asked(processor: EventProcessor, store: dict[bytes, bytes], customer: str) 
 
 
 def test_the_customers_state_records_the_rm_contact_it_asked_capacity_for() -> None:
-    processor, store = _processor(), dict[bytes, bytes]()
+    processor, store = _processor(), dict[bytes, CustomerState]()
     asked = _asked(processor, store, "C1")
     (request,) = [o for o in asked.outputs if o.topic == TOPICS.rm_requests]
     assert [o.topic for o in asked.outputs] == [TOPICS.rm_requests], "the RM's owner emits it"
@@ -69,7 +70,7 @@ def test_the_customers_state_records_the_rm_contact_it_asked_capacity_for() -> N
 
 
 def test_a_refused_rm_contact_is_replaced_by_what_happened_instead() -> None:
-    processor, store = _processor(), dict[bytes, bytes]()
+    processor, store = _processor(), dict[bytes, CustomerState]()
     asked = _asked(processor, store, "C2")
     (request,) = [o for o in asked.outputs if o.topic == TOPICS.rm_requests]
     day_full = {b"rm:RM9|" + json.loads(request.value)["day"].encode(): b"1"}

@@ -11,10 +11,12 @@ from app.errors import ConfigurationError
 from app.settings import Settings, configuration_error, env_name, load_settings, secret_fields
 
 
-def test_exactly_once_is_refused_on_the_embedded_broker() -> None:
-    with pytest.raises(ValidationError, match="Tansu broker does not have"):
-        Settings(broker_flavor="tansu", processing_guarantee="exactly_once")
-    assert Settings(processing_guarantee="exactly_once").processing_guarantee == "exactly_once"
+@pytest.mark.parametrize("flavor", ["tansu", "kafka"])
+def test_exactly_once_is_refused_since_the_checkpoint_is_outside_transactions(
+    flavor: str,
+) -> None:
+    with pytest.raises(ValidationError, match="not supported: the worker sends"):
+        Settings(broker_flavor=flavor, processing_guarantee="exactly_once")
 
 
 def test_settings_come_from_kairos_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
