@@ -6,6 +6,7 @@ series count is bounded by the ruleset, not by the customer base.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -209,6 +210,10 @@ class Metrics:
             "1 when partitions are assigned and state is recovered.",
             registry=r,
         )
+        # Per message, a series is found by its labels once: ``labels()`` costs about as much
+        # as a rule's evaluation, and a message counts itself once per candidate rule.
+        self.consumed_of = functools.cache(self.events_consumed.labels)
+        self.evaluations_of = functools.cache(self.rule_evaluations.labels)
         for source in ("cached", "stored"):
             self.state_reads.labels(source)
         for kind in TIMER_KINDS:  # present at 0 from the start, so alerts and panels see them

@@ -98,8 +98,9 @@ class OutputEncoder:
         """
         metrics, topics = self.metrics, self.topics
         processed = Processed[CustomerState]()
+        evaluations_of = metrics.evaluations_of
         for rule_id in verdict.evaluated:
-            metrics.rule_evaluations.labels(rule_id).inc()
+            evaluations_of(rule_id).inc()
         for failure in verdict.failures:
             # The error text stays in the decision record: it can quote an event's values.
             if failure.kind == "feature":

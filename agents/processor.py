@@ -120,9 +120,9 @@ class EventProcessor:
     ) -> Processed[CustomerState]:
         item = self.decoder.decode(message)
         if isinstance(item, EventBase):
-            self.metrics.events_consumed.labels(item.event_type).inc()
+            self.metrics.consumed_of(item.event_type).inc()
         elif isinstance(item, CustomerProfile):
-            self.metrics.events_consumed.labels("profile").inc()
+            self.metrics.consumed_of("profile").inc()
         key = item.customer_id.encode()
         state = store.get(key)  # decoded by the state layer; a corrupt record raises here
         verdict = dispatch(item, state, self.ruleset, self.clock(), self.options)

@@ -92,3 +92,32 @@ def test_faust_reports_milliseconds_and_the_scrape_says_seconds() -> None:
 )
 def test_seconds_name(faust_name: str, ours: str) -> None:
     assert seconds_name(faust_name) == ours
+
+
+def test_the_cached_monitor_exports_what_fausts_own_sensor_exports() -> None:
+    """Looking each series up once must not change a single exported sample."""
+    from unittest import mock
+
+    from faust.sensors.prometheus import PrometheusMonitor
+    from faust.types import TP
+
+    from app.worker.faust_sensor import CachedLabelsMonitor
+
+    def feed(monitor: PrometheusMonitor) -> None:
+        stream = mock.Mock(shortlabel="Stream: Topic: kairos.events.app_click")
+        for offset in range(3):
+            for partition in (0, 1):
+                tp = TP("kairos.events.app_click", partition)
+                message = mock.Mock(time_in=None)
+                monitor.on_message_in(tp, offset, message)
+                monitor.on_stream_event_in(tp, offset, stream, mock.Mock())
+                monitor.track_tp_end_offset(tp, offset + 10)
+
+    scrapes = []
+    for kind in (PrometheusMonitor, CachedLabelsMonitor):
+        registry = CollectorRegistry(auto_describe=True)
+        feed(kind(metrics=faust_metrics(registry)))
+        lines = generate_latest(registry).decode().splitlines()
+        scrapes.append("\n".join(line for line in lines if "e+09" not in line))  # clock times
+    assert scrapes[0] == scrapes[1]
+    assert 'partition="1",topic="kairos.events.app_click"} 12.0' in scrapes[1]
