@@ -31,7 +31,7 @@ import logging
 import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from agents.outputs import Output
@@ -216,12 +216,29 @@ Ack = asyncio.Future[Any]
 Send = Callable[[str, bytes, bytes, int | None], Awaitable[Ack]]
 
 
-class Checkpointer(Generic[V]):
-    """Moves each batch's outputs and state out in the guaranteed order, one batch in flight.
+@dataclass
+class _Open:
+    """The checkpoint being filled: its batches' outputs are sent, their acks not awaited."""
 
-    ``acks`` are the batch's input messages' acknowledgements to Faust, run last: Faust
-    only commits an offset once its message is acknowledged, so a batch's offsets never
-    move before its outputs and state are safe.
+    started: float
+    deliveries: list[Ack] = field(default_factory=list)
+    afters: list[Callable[[], None]] = field(default_factory=list)
+    batches: list[str] = field(default_factory=list)
+    messages: int = 0
+
+    def describe(self) -> str:
+        first = self.batches[0] if self.batches else "nothing"
+        more = f" and {len(self.batches) - 1} more batch(es)" if len(self.batches) > 1 else ""
+        return first + more
+
+
+class Checkpointer(Generic[V]):
+    """Moves batches' outputs and state out in the guaranteed order, one checkpoint in flight.
+
+    A checkpoint holds one batch, or every batch of ``interval_s`` seconds (up to
+    ``max_messages`` messages): a customer changed by several of them is encoded and
+    written once. Each batch's outputs leave when it is submitted (a contact never waits
+    for the checkpoint); what waits is storing the state and letting the offsets go.
     """
 
     def __init__(
@@ -232,41 +249,78 @@ class Checkpointer(Generic[V]):
         send: Send,
         observe: Callable[[float], None] = lambda seconds: None,
         on_failure: Callable[[BaseException], None] = lambda exc: None,
+        interval_s: float = 0.0,
+        max_messages: int = 5000,
     ) -> None:
         self.state = state
         self.store = store
         self.changelog_topic = changelog_topic
         self.send = send
-        #: Told each checkpoint's seconds from sent to stored.
+        #: Told each checkpoint's seconds from its first batch sent to stored.
         self.observe = observe
         #: Told at once when a checkpoint fails, even if no batch follows to raise it.
         self.on_failure = on_failure
+        self.interval_s = interval_s
+        self.max_messages = max_messages
         #: The checkpoint sent and waiting for its acknowledgements, if any.
         self.in_flight: asyncio.Future[None] | None = None
+        self._open: _Open | None = None
+        self._lock = asyncio.Lock()
 
     async def submit(
         self,
         outputs: Iterable[Output],
         what: str,
         after: Callable[[], None] = lambda: None,
+        messages: int = 1,
     ) -> None:
-        """Send a decided batch, then let it complete while the caller decides the next.
+        """Send a decided batch's outputs; close the checkpoint if it is due.
 
-        Returns once the *previous* checkpoint is complete (so at most one is in flight,
-        and they complete in order); ``after`` runs once this one is stored — acknowledge
-        the batch's input messages there.
+        ``after`` runs once the checkpoint holding this batch is stored — acknowledge the
+        batch's input messages there. When this closes a checkpoint, it returns once the
+        *previous* one is complete: at most one is in flight, and they complete in order.
         """
-        started, send = time.perf_counter(), self.send
-        deliveries = [await send(o.topic, o.key, o.value, None) for o in outputs]
+        async with self._lock:
+            checkpoint = self._open or _Open(time.perf_counter())
+            self._open = checkpoint
+            send = self.send
+            checkpoint.deliveries += [await send(o.topic, o.key, o.value, None) for o in outputs]
+            checkpoint.afters.append(after)
+            checkpoint.batches.append(what)
+            checkpoint.messages += messages
+            if (
+                time.perf_counter() - checkpoint.started >= self.interval_s
+                or checkpoint.messages >= self.max_messages
+            ):
+                await self._close()
+
+    async def close_if_due(self) -> None:
+        """Close an open checkpoint past its interval: traffic stopped before it filled."""
+        async with self._lock:
+            checkpoint = self._open
+            if checkpoint is not None and time.perf_counter() - checkpoint.started >= (
+                self.interval_s
+            ):
+                await self._close()
+
+    async def flush(self) -> None:
+        """Close the open checkpoint, if any, and wait until everything is stored."""
+        async with self._lock:
+            if self._open is not None:
+                await self._close()
+            await self.drain()
+
+    async def _close(self) -> None:
+        checkpoint, self._open = self._open, None
+        assert checkpoint is not None
         changes = self.state.take_changes()
+        send = self.send
         changelog: dict[int, list[Ack]] = {
             partition: [await send(self.changelog_topic, k, v, partition) for k, v in items]
             for partition, items in changes.items()
         }
         await self.drain()
-        self.in_flight = asyncio.ensure_future(
-            self._complete(deliveries, changelog, changes, what, after, started)
-        )
+        self.in_flight = asyncio.ensure_future(self._complete(checkpoint, changelog, changes))
         self.in_flight.add_done_callback(self._watch)
 
     def _watch(self, done: asyncio.Future[None]) -> None:
@@ -281,21 +335,19 @@ class Checkpointer(Generic[V]):
 
     async def _complete(
         self,
-        deliveries: list[Ack],
+        checkpoint: _Open,
         changelog: dict[int, list[Ack]],
         changes: dict[int, list[tuple[bytes, bytes]]],
-        what: str,
-        after: Callable[[], None],
-        started: float,
     ) -> None:
         written = [ack for acks in changelog.values() for ack in acks]
-        await wait_for_acks([*deliveries, *written], what)
+        await wait_for_acks([*checkpoint.deliveries, *written], checkpoint.describe())
         for partition, acks in changelog.items():
             offset = max(int(ack.result().offset) for ack in acks)  # aiokafka RecordMetadata
             self.store.write(partition, changes[partition], offset)
         self.state.stored(changes)
-        self.observe(time.perf_counter() - started)
-        after()
+        self.observe(time.perf_counter() - checkpoint.started)
+        for after in checkpoint.afters:
+            after()
 
 
 async def wait_for_acks(deliveries: Sequence[Ack], what: str) -> None:

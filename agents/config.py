@@ -33,6 +33,9 @@ class RuntimeConfig:
     #: Messages decided together, and how long a batch waits to fill.
     batch_max_messages: int = 500
     batch_window_s: float = 0.01
+    #: Seconds of batches one checkpoint holds (0: one batch each): a customer changed in
+    #: several is written once.
+    checkpoint_interval_s: float = 0.5
     #: Customers whose decoded state stays in memory between batches (LRU beyond it).
     state_cache_customers: int = 10_000
     #: How often the scheduler looks for due timers.

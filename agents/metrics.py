@@ -188,15 +188,16 @@ class Metrics:
             registry=r,
         )
         self.state_cached = Gauge(
-            "kairos_state_cached_customers",
-            "Customers whose decoded state this worker holds in memory (bounded by "
-            "KAIROS_STATE_CACHE_CUSTOMERS).",
+            "kairos_state_cached_keys",
+            "Keys (customers, RM counters) whose decoded state this worker holds in memory, "
+            "by table (bounded by KAIROS_STATE_CACHE_CUSTOMERS each).",
+            ["table"],
             registry=r,
         )
         self.state_reads = Counter(
             "kairos_state_reads_total",
-            "Customer state reads: 'cached' from memory, 'stored' decoded from RocksDB.",
-            ["source"],
+            "State reads by table: 'cached' from memory, 'stored' decoded from RocksDB.",
+            ["table", "source"],
             registry=r,
         )
         self.checkpoints = Histogram(
@@ -214,8 +215,10 @@ class Metrics:
         # as a rule's evaluation, and a message counts itself once per candidate rule.
         self.consumed_of = functools.cache(self.events_consumed.labels)
         self.evaluations_of = functools.cache(self.rule_evaluations.labels)
-        for source in ("cached", "stored"):
-            self.state_reads.labels(source)
+        for table in ("customer_state", "rm_capacity"):
+            self.state_cached.labels(table)
+            for source in ("cached", "stored"):
+                self.state_reads.labels(table, source)
         for kind in TIMER_KINDS:  # present at 0 from the start, so alerts and panels see them
             self.timers_pending.labels(kind).set(0)
         for outcome in ("granted", "full"):

@@ -13,12 +13,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import faust
-from faust.streams import Stream
 from faust.types import StreamT
 
+from agents import intake
 from agents.checkpoint import (
     CUSTOMER_STATES,
     RAW_BYTES,
@@ -26,13 +26,14 @@ from agents.checkpoint import (
     Checkpointer,
     FaustTableStore,
     Send,
+    StateCodec,
     TableState,
 )
 from agents.clock import Clock, utc_now
 from agents.config import RuntimeConfig
 from agents.health import AgentHealth, is_ready
 from agents.metrics import Metrics
-from agents.processor import EventProcessor, InputMessage, Processed
+from agents.processor import EventProcessor, InputMessage, Processed, StateStore
 from agents.timer_scheduler import TimerIndex, tick_message
 from rules.ruleset import Ruleset
 from schemas.actions import Channel
@@ -41,6 +42,10 @@ from schemas.topics import TopicNames
 log = logging.getLogger(__name__)
 
 STATE_TABLE = "customer_state"
+
+V = TypeVar("V")
+#: How an agent decides one message on its table's state (``EventProcessor.process``...).
+Decide = Callable[[InputMessage, StateStore[V]], Processed[V]]
 RM_CAPACITY_TABLE = "rm_capacity"
 
 
@@ -138,28 +143,6 @@ async def _declare(topics: Iterable[Any]) -> None:
         await topic.maybe_declare()
 
 
-def _hold_acks(events: Sequence[Any]) -> Sequence[Any]:
-    """Keep Faust from committing ``events`` when it takes the next batch.
-
-    Faust acknowledges a batch's messages as soon as the agent asks for the next one, and
-    commits acknowledged offsets; the checkpoint may still be waiting for the broker then.
-    One more reference per message defers Faust's final acknowledgement to
-    :func:`_release_acks`, which the checkpoint calls once the batch is stored.
-    """
-    for event in events:
-        event.message.incref()
-    return events
-
-
-def _release_acks(app: faust.App, events: Sequence[Any]) -> None:
-    """Drop the reference :func:`_hold_acks` took: the offsets may now be committed."""
-    on_message_out = app.sensors.on_message_out
-    for event in events:
-        if event.ack():  # the last reference: Faust's consumer may commit it
-            message = event.message
-            on_message_out(message.tp, message.offset, message)
-
-
 def _describe(messages: list[Any]) -> str:
     first = messages[0]
     return f"{len(messages)} message(s) from {first.topic}[{first.partition}]@{first.offset}"
@@ -208,53 +191,56 @@ def install(
         options=dict(rocksdb),  # Faust pops keys from it: one dict per table
     )
 
-    customer_state = FaustTableStore(state)
-    customers = TableState(customer_state, CUSTOMER_STATES, config.state_cache_customers)
-    customer_checkpoints = Checkpointer(
-        customers,
-        customer_state,
-        customer_state.changelog_topic,
-        _sender(app),
-        metrics.checkpoints.observe,
-        _on_checkpoint_failure(app, health, "decide_and_contact"),
-    )
-
-    async def decide_and_contact(stream: StreamT[bytes]) -> None:
-        async with _stop_the_worker_if_this_fails(app, health, "decide_and_contact"):
-            await _declare(outputs.values())
-            # A checkpoint still in flight when the worker stops is let go: its messages were
-            # never acknowledged, so the next owner decides them again, with the same ids.
-            await _decide_batches(stream)
-
-    async def _decide_batches(stream: StreamT[bytes]) -> None:
-        # StreamT does not declare take_events; Faust's Stream, which agents receive, does.
-        batches = cast(Stream[bytes], stream).take_events(
-            config.batch_max_messages, within=config.batch_window_s
+    def checkpointed(
+        name: str, table: Any, codec: StateCodec[V], decide: Decide[V]
+    ) -> Checkpointer[V]:
+        """An agent deciding batches of its topics' messages on ``table``'s state layer."""
+        stored = FaustTableStore(table)
+        layer = TableState(stored, codec, config.state_cache_customers)
+        checkpoints = Checkpointer(
+            layer,
+            stored,
+            stored.changelog_topic,
+            _sender(app),
+            metrics.checkpoints.observe,
+            _on_checkpoint_failure(app, health, name),
+            config.checkpoint_interval_s,
         )
-        async for events in batches:
-            if customers.generation != app.consumer_generation_id:
-                await customer_checkpoints.drain()  # partitions moved: re-read what is stored
-                customers.forget(app.consumer_generation_id)
-            decided = []
-            for event in events:
-                message = event.message
-                processed = processor.process(_as_input(message), customers.at(message.partition))
-                if processed.state is not None:
-                    customers.put(message.partition, *processed.state)
-                decided.append(processed)
-            await customer_checkpoints.submit(
-                (output for processed in decided for output in processed.outputs),
-                _describe([e.message for e in events]),
-                _after_stored(events, decided),
-            )
-            cached, stored = customers.take_read_counts()
-            metrics.state_reads.labels("cached").inc(cached)
-            metrics.state_reads.labels("stored").inc(stored)
-            metrics.state_cached.set(len(customers))
+
+        async def agent(stream: StreamT[bytes]) -> None:
+            async with _stop_the_worker_if_this_fails(app, health, name):
+                await _declare(outputs.values())
+                # A checkpoint still in flight when the worker stops is let go: its messages
+                # were never acknowledged, so the next owner decides them again (same ids).
+                async for events in intake.batches(
+                    app, stream.channel, config.batch_max_messages, config.batch_window_s
+                ):
+                    if layer.generation != app.consumer_generation_id:
+                        await checkpoints.flush()  # partitions moved: re-read what is stored
+                        layer.forget(app.consumer_generation_id)
+                    decided = []
+                    for event in events:
+                        message = event.message
+                        processed = decide(_as_input(message), layer.at(message.partition))
+                        if processed.state is not None:
+                            layer.put(message.partition, *processed.state)
+                        decided.append(processed)
+                    await checkpoints.submit(
+                        (output for processed in decided for output in processed.outputs),
+                        _describe([e.message for e in events]),
+                        _after_stored(events, decided),
+                        len(events),
+                    )
+                    cached, read = layer.take_read_counts()
+                    metrics.state_reads.labels(table.name, "cached").inc(cached)
+                    metrics.state_reads.labels(table.name, "stored").inc(read)
+                    metrics.state_cached.labels(table.name).set(len(layer))
+
+        app.agent(channels[name], name=name, concurrency=1)(agent)
+        return checkpoints
 
     def _after_stored(events: Sequence[Any], decided: list[Processed[Any]]) -> Callable[[], None]:
         """What a batch does once stored: time its actions, index its timers, commit it."""
-        held = _hold_acks(events)
 
         def done() -> None:
             for processed in decided:
@@ -262,11 +248,9 @@ def install(
                 if processed.timers is not None:
                     timers = processed.timers
                     timer_index.note(timers.customer_id, timers.next_due, timers.kinds)
-            _release_acks(app, held)
+            intake.release(app, events)
 
         return done
-
-    app.agent(inputs, name="decide_and_contact", concurrency=1)(decide_and_contact)
 
     # RM capacity is shared by customers on every partition: requests are keyed by RM, so
     # one worker owns each RM's daily count (a second, small table).
@@ -279,37 +263,25 @@ def install(
         value_type=bytes,
         options=dict(rocksdb),
     )
-    rm_requests = app.topic(topics.rm_requests, partitions=config.partitions, **raw)
-    counter_store = FaustTableStore(rm_counters)
-    counters = TableState(counter_store, RAW_BYTES, config.state_cache_customers)
-    counter_checkpoints = Checkpointer(
-        counters,
-        counter_store,
-        counter_store.changelog_topic,
-        _sender(app),
-        metrics.checkpoints.observe,
-        _on_checkpoint_failure(app, health, "reserve_rm_capacity"),
+    channels = {
+        "decide_and_contact": inputs,
+        "reserve_rm_capacity": app.topic(topics.rm_requests, partitions=config.partitions, **raw),
+    }
+    customer_checkpoints = checkpointed(
+        "decide_and_contact", state, CUSTOMER_STATES, processor.process
+    )
+    counter_checkpoints = checkpointed(
+        "reserve_rm_capacity", rm_counters, RAW_BYTES, processor.process_rm_request
     )
 
-    async def reserve_rm_capacity(stream: StreamT[bytes]) -> None:
-        async with _stop_the_worker_if_this_fails(app, health, "reserve_rm_capacity"):
-            async for event in stream.events():
-                if counters.generation != app.consumer_generation_id:
-                    await counter_checkpoints.drain()
-                    counters.forget(app.consumer_generation_id)
-                message = event.message
-                processed = processor.process_rm_request(
-                    _as_input(message), counters.at(message.partition)
-                )
-                if processed.state is not None:
-                    counters.put(message.partition, *processed.state)
-                await counter_checkpoints.submit(
-                    processed.outputs,
-                    _describe([message]),
-                    _after_stored([event], [processed]),
-                )
+    if config.checkpoint_interval_s > 0:
 
-    app.agent(rm_requests, name="reserve_rm_capacity", concurrency=1)(reserve_rm_capacity)
+        async def close_due_checkpoints() -> None:
+            """Store what the last batches left once traffic stops short of a full interval."""
+            await customer_checkpoints.close_if_due()
+            await counter_checkpoints.close_if_due()
+
+        app.timer(config.checkpoint_interval_s, name="close_due_checkpoints")(close_due_checkpoints)
 
     async def wake_customers_with_due_timers() -> None:
         """Tick each customer whose absence timer is due; re-index after a rebalance."""

@@ -175,6 +175,14 @@ class Settings(BaseSettings):
         gt=0,
         description="How long a batch waits to fill when traffic is light (adds latency).",
     )
+    checkpoint_interval_s: float = Field(
+        default=0.5,
+        ge=0,
+        le=10,
+        description="Seconds of batches one checkpoint holds (0: each batch is one): a customer "
+        "changed in several is encoded and written once. Contacts never wait for it; state "
+        "storage and offset commits do.",
+    )
     state_cache_customers: int = Field(
         default=10_000,
         ge=1,

@@ -90,6 +90,7 @@ def runtime_config(settings: Settings) -> RuntimeConfig:
         batch_max_messages=settings.batch_max_messages,
         batch_window_s=settings.batch_window_s,
         state_cache_customers=settings.state_cache_customers,
+        checkpoint_interval_s=settings.checkpoint_interval_s,
         timer_check_interval_s=settings.timer_check_interval_s,
     )
 

@@ -240,3 +240,34 @@ def test_deciding_never_changes_the_cached_state_it_read() -> None:
             assert encode_state(before) == snapshot, f"message {offset} changed the state in place"
         if processed.state is not None:
             state.put(0, *processed.state)
+
+
+def test_a_checkpoint_over_an_interval_writes_a_customer_changed_twice_once() -> None:
+    async def scenario() -> None:
+        store, broker = MemoryStore(), Broker()
+        state = TableState(store, CUSTOMER_STATES, capacity=100)
+        checkpoints = Checkpointer(state, store, CHANGELOG, broker.send, interval_s=3600)
+        processor = EventProcessor(TOPICS, ruleset_from(IMMEDIATE_RULES), Metrics())
+        done: list[int] = []
+        for n, message in enumerate(
+            [
+                _message(TOPICS.profile, profile("C1"), 0),
+                _message(TOPICS.drop_off, drop_off("C1", step=4), 1),
+            ]
+        ):
+            outputs = _decide(processor, state, [message])
+            await checkpoints.submit(outputs, str(n), lambda n=n: done.append(n))  # type: ignore[misc]
+        sent = [topic for topic, _, _ in broker.sent]
+        assert CHANGELOG not in sent and len(sent) == 2, "the contact left; the state waits"
+        await checkpoints.close_if_due()
+        assert CHANGELOG not in [topic for topic, _, _ in broker.sent], "not due for an hour"
+        flushing = asyncio.ensure_future(checkpoints.flush())
+        await asyncio.sleep(0.01)
+        assert [topic for topic, _, _ in broker.sent].count(CHANGELOG) == 1, "written once"
+        broker.acknowledge()
+        await flushing
+        assert done == [0, 1] and store.offsets == {0: 0}
+        stored = CUSTOMER_STATES.decode(store.partitions[0][b"C1"])
+        assert stored.event_counts == {"drop_off": 1}
+
+    asyncio.run(scenario())
