@@ -149,6 +149,16 @@ class TableState(Generic[V]):
         cache[key] = value
         return value
 
+    def peek(self, key: bytes) -> tuple[bool, V | None]:
+        """``(True, value)`` if ``key`` is cached, else ``(False, None)``.
+
+        The cached value is what the agent decides on, maybe not stored yet; for readers
+        outside the agent (the customer API), so the LRU order is left alone.
+        """
+        if key in self._cache:
+            return True, self._cache[key]
+        return False, None
+
     def put(self, partition: int, key: bytes, value: V) -> None:
         """The customer's new value: read back by later messages, stored at the checkpoint."""
         self._cache[key] = value

@@ -37,6 +37,8 @@ from agents.processor import EventProcessor, InputMessage, Processed, StateStore
 from agents.timer_scheduler import TimerIndex, tick_message
 from rules.ruleset import Ruleset
 from schemas.actions import Channel
+from schemas.codec import decode_state
+from schemas.state import CustomerState
 from schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,8 @@ class Pipeline:
     state: Any  # faust Table of customer id bytes -> CustomerState JSON bytes
     metrics: Metrics
     health: AgentHealth
+    #: A customer's latest state, for the customer API (see :func:`install`).
+    customer_state: Callable[[bytes], CustomerState | None]
 
 
 def _as_input(message: Any) -> InputMessage:
@@ -308,6 +312,27 @@ def install(
     app.timer(config.timer_check_interval_s, name="wake_customers_with_due_timers")(
         wake_customers_with_due_timers
     )
+
+    def customer_state(key: bytes) -> CustomerState | None:
+        """The state the agent decides on: cached (maybe not stored yet), else stored.
+
+        The cache is trusted only for the generation it was filled in: after a rebalance
+        and until the agent's next batch empties it, RocksDB (restored) is the truth.
+        """
+        layer = customer_checkpoints.state
+        if layer.generation == app.consumer_generation_id:
+            cached, value = layer.peek(key)
+            if cached:
+                return value
+        raw = state.get(key)
+        return decode_state(raw) if raw is not None else None
+
     return Pipeline(
-        app=app, topics=topics, processor=processor, state=state, metrics=metrics, health=health
+        app=app,
+        topics=topics,
+        processor=processor,
+        state=state,
+        metrics=metrics,
+        health=health,
+        customer_state=customer_state,
     )

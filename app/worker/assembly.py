@@ -49,6 +49,7 @@ def build(settings: Settings) -> tuple[faust.App, Metrics]:
         metrics,
         ruleset=lambda: installed.processor.ruleset,
         customer_table=installed.state,
+        customer_state=installed.customer_state,
         customer_api_token=settings.customer_api_token,
         health=health,
     )

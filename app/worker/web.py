@@ -26,7 +26,7 @@ from pydantic import SecretStr
 from agents.health import AgentHealth, is_ready
 from agents.metrics import Metrics
 from rules.ruleset import Ruleset
-from schemas.codec import decode_state
+from schemas.state import CustomerState
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ def install(
     metrics: Metrics,
     ruleset: Callable[[], Ruleset],
     customer_table: Any,
+    customer_state: Callable[[bytes], CustomerState | None],
     customer_api_token: SecretStr | None,
     health: AgentHealth,
 ) -> None:
@@ -116,10 +117,9 @@ def install(
             return _unavailable(web, "partitions are being assigned")
         if not is_ready(app, health):
             return _unavailable(web, "this worker is recovering its state")
-        raw = customer_table.get(key)
-        if raw is None:
+        state = customer_state(key)  # what the agent decides on, even before it is stored
+        if state is None:
             return web.json({"error": "no state for this customer"}, status=404)
-        state = decode_state(raw)
         return web.json(
             {
                 "customer_id": state.customer_id,

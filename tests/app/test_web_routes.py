@@ -24,7 +24,7 @@ from agents.metrics import Metrics
 from app.settings import EXAMPLE_RULES, Settings
 from app.worker import create_app, web
 from rules.language.loader import load_ruleset
-from schemas.codec import encode_state
+from schemas.codec import decode_state, encode_state
 from schemas.profile import CustomerProfile
 from schemas.state import CustomerState
 
@@ -61,11 +61,18 @@ def _app(token: str | None, tmp_path: Any) -> tuple[faust.App, AgentHealth]:
     app = create_app(settings)
     health = AgentHealth()
     ruleset = load_ruleset(EXAMPLE_RULES)
+    table = _table()
+
+    def customer_state(key: bytes) -> CustomerState | None:
+        raw = table.get(key)
+        return decode_state(raw) if raw is not None else None
+
     web.install(
         app,
         Metrics(),
         ruleset=lambda: ruleset,
-        customer_table=_table(),
+        customer_table=table,
+        customer_state=customer_state,
         customer_api_token=settings.customer_api_token,
         health=health,
     )
