@@ -4,18 +4,22 @@ import json
 import zlib
 
 import pytest
+import zstandard
 
 from app.settings import EXAMPLE_RULES
 from app.synthetic import SyntheticConfig, traffic
 from rules.language.loader import load_ruleset
 from rules.offline.replay import Replay
 from schemas.codec import (
+    STATE_DICTIONARY_FILES,
+    STATE_FORMAT,
     decode_event,
     decode_profile,
     decode_state,
     encode,
     encode_event,
     encode_state,
+    state_json,
 )
 from schemas.errors import InvalidEventError, StateCorruptError
 from schemas.events import Transaction
@@ -117,7 +121,62 @@ def test_state_round_trips_compressed_and_older_plain_records_still_read() -> No
         assert decode_state(encode_state(state)) == state
         assert decode_state(encode(state)) == state  # what earlier releases wrote
     stored = sum(len(encode_state(state)) for state in states)
-    assert stored < 0.6 * sum(len(encode(state)) for state in states)
+    assert stored < 0.35 * sum(len(encode(state)) for state in states)
+
+
+#: One small state, and the record each release wrote for it, byte for byte: a record written
+#: by any release must read back for as long as a changelog may hold it.
+_OLD_STATE = CustomerState.model_validate(
+    {
+        "customer_id": "C1",
+        "event_counts": {"app_click": 3},
+        "last_seen": {"app_click": "2026-11-02T10:00:00Z"},
+        "contacts": [{"channel": "push", "rule_id": "r1", "at": "2026-11-02T10:00:00Z"}],
+    }
+)
+_RECORDS_BY_RELEASE = {
+    "plain JSON": encode(_OLD_STATE),
+    "0x01 zlib": b"\x01" + zlib.compress(encode(_OLD_STATE), 1),
+    "0x02 zstd level 1": bytes.fromhex(
+        "0228b52ffd60b600dd070026d02f1e6087da066827686d336ec4500ce49be88f840083a7851abc5b1901"
+        "009c0b260029002600ad8d25d49a8d7c59abe93d974ab03d5e7e047e4728b4c960cd2dbd9cbb32c59b0d"
+        "948dcd47022977b1c8d86c3cd8740263ce983367a06008e710020aa670cd64d48ceb2501b82f925a091d"
+        "071eb97367afe076fcbe521515e988e1ce9db095a5d57693a1fa2541ee9cdb1a33f17230dc19a1506b06"
+        "c9c17067658a554a843994ab00150973b52d64062f87a411bd35f9776e8dcd89dc97c6970715007a2ba0"
+        "4481966570b08942b4cc6272428c8b4461778628c9139a65c0dc0603981a4e2719f464e7e36168c89978"
+        "805517a3aa68efbb6906"
+    ),
+    "0x03 zstd, dictionary 1": bytes.fromhex(
+        "0328b52ffd67bca47353b6001d030070313331313072313073223a5b5d7d20fc1a44a2cf6d75c0c82f51"
+        "c442c89973f50e506dc92e9219c0d43d0b5e355b472d50ba14bb8126e19c914e2dabd94997137a623313"
+        "374d1c0a5cd6f2b2e7d8d6c2e00df6d5599a195f31dcb25f2a4647386d0e381c6567"
+    ),
+}
+
+
+@pytest.mark.parametrize("release", list(_RECORDS_BY_RELEASE))
+def test_every_state_format_ever_written_still_reads(release: str) -> None:
+    """A changed or regenerated dictionary fails here: its records would no longer read."""
+    raw = _RECORDS_BY_RELEASE[release]
+    assert decode_state(raw) == _OLD_STATE
+    assert state_json(raw) == encode(_OLD_STATE)
+
+
+def test_the_state_is_written_in_the_newest_format() -> None:
+    stored = encode_state(_OLD_STATE)
+    assert stored[:1] == STATE_FORMAT == b"\x03"
+    assert stored == _RECORDS_BY_RELEASE["0x03 zstd, dictionary 1"]  # deterministic
+
+
+def test_each_format_byte_names_its_own_dictionary() -> None:
+    """The frame names its dictionary too: a record and a dictionary never get mixed up."""
+    ids = {
+        kind: zstandard.ZstdCompressionDict(path.read_bytes()).dict_id()
+        for kind, path in STATE_DICTIONARY_FILES.items()
+    }
+    assert len(set(ids.values())) == len(ids)
+    stored = encode_state(_OLD_STATE)
+    assert zstandard.get_frame_parameters(stored[1:]).dict_id == ids[stored[:1]]
 
 
 def test_a_state_record_that_does_not_decompress_is_refused_loudly() -> None:
@@ -126,9 +185,24 @@ def test_a_state_record_that_does_not_decompress_is_refused_loudly() -> None:
         decode_state(stored[:-4])
 
 
-def test_a_zlib_state_record_still_reads() -> None:
-    state = CustomerState(customer_id="C1", event_counts={"app_click": 3})
-    assert decode_state(b"\x01" + zlib.compress(encode(state), 1)) == state
+def test_a_damaged_state_record_is_refused_not_misread() -> None:
+    """The frame's checksum catches a flipped bit that would still decompress."""
+    stored = bytearray(encode_state(_OLD_STATE))
+    stored[len(stored) // 2] ^= 0x01
+    with pytest.raises(StateCorruptError):
+        decode_state(bytes(stored))
+
+
+def test_a_state_record_that_does_not_validate_is_refused_as_corrupt() -> None:
+    with pytest.raises(StateCorruptError, match="does not validate"):
+        decode_state(b'{"customer_id": 5}')
+    with pytest.raises(StateCorruptError, match="does not validate"):
+        decode_state(b"{not json")
+
+
+def test_a_state_record_of_an_unknown_format_is_refused() -> None:
+    with pytest.raises(StateCorruptError, match="unknown format"):
+        decode_state(b"\x7f" + encode_state(_OLD_STATE)[1:])
 
 
 def test_a_profile_without_updated_at_is_refused_as_a_missing_field() -> None:
