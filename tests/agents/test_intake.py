@@ -1,0 +1,86 @@
+"""Batches come straight from the channel: tracked before deciding, stale ones left alone."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+from agents import intake
+
+
+class Channel:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.iterated = 0
+
+    def __aiter__(self) -> Channel:
+        self.iterated += 1
+        return self
+
+
+def _app(generation: int = 3, active: bool = True) -> Any:
+    seen: list[tuple[Any, int]] = []
+    return SimpleNamespace(
+        consumer=SimpleNamespace(unacked=set()),
+        topics=SimpleNamespace(acking_topics={"in"}),
+        sensors=SimpleNamespace(
+            on_message_in=lambda tp, offset, message: seen.append((tp, offset)),
+            on_message_out=lambda tp, offset, message: seen.append((tp, -offset)),
+        ),
+        flow_control=SimpleNamespace(is_active=lambda: active),
+        consumer_generation_id=generation,
+        seen=seen,
+    )
+
+
+class Message(SimpleNamespace):
+    __hash__ = object.__hash__  # Faust's consumer keeps unacknowledged messages in a set
+
+
+def _event(offset: int, generation: int = 3, topic: str = "in") -> Any:
+    message = Message(
+        topic=topic, tp=(topic, 0), offset=offset, generation_id=generation, tracked=False
+    )
+    acks: list[int] = []
+    return SimpleNamespace(message=message, ack=lambda: acks.append(offset) or True, acks=acks)
+
+
+def test_a_batch_is_what_is_queued_after_the_window_and_never_more_than_the_maximum() -> None:
+    async def scenario() -> None:
+        app, channel = _app(), Channel()
+        for offset in range(5):
+            channel.queue.put_nowait(_event(offset))
+        got = intake.batches(app, channel, max_messages=3, window_s=0.0)
+        first = await got.__anext__()
+        second = await got.__anext__()
+        assert [e.message.offset for e in first] == [0, 1, 2]
+        assert [e.message.offset for e in second] == [3, 4]
+        assert channel.iterated == 1, "the channel is subscribed once"
+        assert len(app.consumer.unacked) == 5 and all(e.message.tracked for e in first)
+        assert [offset for _, offset in app.seen] == [0, 1, 2, 3, 4], "Faust's sensor counts them"
+
+        later = Channel()
+        windowed = intake.batches(app, later, max_messages=3, window_s=0.05)
+        waiting = asyncio.ensure_future(windowed.__anext__())
+        later.queue.put_nowait(_event(5))
+        await asyncio.sleep(0.01)
+        later.queue.put_nowait(_event(6))  # arrives within the window: same batch
+        assert [e.message.offset for e in await waiting] == [5, 6]
+
+    asyncio.run(scenario())
+
+
+def test_messages_fetched_before_a_rebalance_are_not_decided_nor_acknowledged() -> None:
+    async def scenario() -> None:
+        app, channel = _app(generation=4), Channel()
+        stale, current = _event(0, generation=3), _event(1, generation=4)
+        channel.queue.put_nowait(stale)
+        channel.queue.put_nowait(current)
+        batch = await intake.batches(app, channel, 10, 0.0).__anext__()
+        assert batch == [current]
+        assert not stale.message.tracked and stale.acks == []
+        intake.release(app, batch)
+        assert current.acks == [1] and (("in", 0), -1) in app.seen
+
+    asyncio.run(scenario())
