@@ -12,6 +12,7 @@ one bucket's width, which is why the default bucket is about a sixteenth of the 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 from collections.abc import Iterator, Mapping
@@ -73,6 +74,29 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+#: ``FeatureState(sig="")``, whose copies :func:`blank_state` hands out.
+_BLANK = FeatureState(sig="")
+#: Its container defaults, which every copy must get afresh (pydantic copies them per instance).
+_BLANK_CONTAINERS = tuple(
+    (name, value) for name, value in _BLANK.__dict__.items() if isinstance(value, dict | list)
+)
+
+
+def blank_state(signature: str) -> FeatureState:
+    """``FeatureState(sig=signature)``, the same record, for a third of the cost.
+
+    Every customer's first event of a feature builds one; validation would check the
+    signature string and deep-copy the empty buckets. This copies a blank record instead
+    (with ``sig`` as its only field set, as the constructor leaves it) and gives it
+    containers of its own, so that it shares none with the template or another record.
+    """
+    state = evolve(_BLANK, {"sig": signature})
+    values = state.__dict__
+    for name, default in _BLANK_CONTAINERS:
+        values[name] = copy.deepcopy(default) if default else type(default)()
+    return state
+
+
 @dataclass(frozen=True)
 class CompiledFeature:
     """A feature ready to update and read; built once per ruleset."""
@@ -107,7 +131,7 @@ class CompiledFeature:
             if not condition.evaluate(context):
                 return None
         state = current if current is not None and current.sig == self.signature else None
-        state = state or FeatureState(sig=self.signature)
+        state = state or blank_state(self.signature)
         aggregate = self.spec.aggregate
         raw = self.value.evaluate(context) if self.value is not None else None
         if aggregate == "last_seen":
@@ -133,7 +157,7 @@ class CompiledFeature:
         if number is None:
             return None
         folded = _fold(aggregate, state.buckets.get(bucket), number)
-        if not all(math.isfinite(part) for part in folded):
+        if not all(map(math.isfinite, folded)):
             # JSON has no infinity: a state holding one is written as null and cannot be
             # read back, which would stop every later event of the customer.
             raise ValueError(f"feature {self.name} would hold a non-finite number")
@@ -243,8 +267,11 @@ def signature(spec: FeatureSpec) -> str:
 class FeatureView(Mapping[str, Any]):
     """``features.<name>`` as rules see it: computed on first read, then cached.
 
-    Lazy because a rule typically reads one or two of many declared features.
+    Lazy because a rule typically reads one or two of many declared features. Slotted:
+    one is built for every event that meets a rule.
     """
+
+    __slots__ = ("_at", "_cache", "_features", "_states")
 
     def __init__(
         self,

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
 from rules.features import CompiledFeature
 from rules.language.expression_types import CompiledExpression
+from rules.language.expressions import leading_index_hint
 from rules.language.params import Renderer
 from rules.language.spec import RuleSpec
 from rules.policy import Policy, PolicySpec
@@ -80,10 +83,15 @@ class CompiledRule:
     def ttl(self) -> timedelta:
         return self.spec.ttl
 
-    @property
+    @cached_property
     def evidence_paths(self) -> tuple[str, ...]:
-        """Every path the conditions read, in order of first use."""
+        """Every path the conditions read, in order of first use (read at every decision)."""
         return tuple(dict.fromkeys(path for c in self.conditions for path in c.paths))
+
+    @cached_property
+    def always_active(self) -> bool:
+        """No ``start_at`` nor ``end_at``: the engine skips the date checks of most rules."""
+        return self.spec.start_at is None and self.spec.end_at is None
 
     @property
     def index_hint(self) -> tuple[str, frozenset[str]] | None:
@@ -98,8 +106,30 @@ class RuleIndex:
     by_field: Mapping[str, Mapping[str, tuple[CompiledRule, ...]]]
     order: Mapping[str, int]
     position: Mapping[int, int] = field(default_factory=dict)  # id(rule) -> file order
+    #: With one indexed field (the usual case): its name, and for each of its values the
+    #: candidates ``candidates`` would assemble, merged and in file order once, here.
+    single: tuple[str, Mapping[str, tuple[CompiledRule, ...]]] | None = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        single = None
+        if len(self.by_field) == 1:
+            ((name, table),) = self.by_field.items()
+            merged = {
+                value: tuple(sorted((*self.always, *rules), key=lambda r: self.position[id(r)]))
+                if self.always
+                else rules
+                for value, rules in table.items()
+            }
+            single = (name, merged)
+        object.__setattr__(self, "single", single)
 
     def candidates(self, event: Any) -> tuple[CompiledRule, ...]:
+        single = self.single
+        if single is not None:
+            value = getattr(event, single[0], None)
+            return single[1].get(value, self.always) if isinstance(value, str) else self.always
         if not self.by_field:
             return self.always
         parts = [self.always] if self.always else []
@@ -134,6 +164,64 @@ def _index(rules: list[CompiledRule]) -> RuleIndex:
 
 
 _EMPTY = RuleIndex((), {}, {})
+
+
+@dataclass(frozen=True)
+class FeatureFeeds:
+    """The features one source (an event type, contact outcomes) feeds, indexed like rules.
+
+    Most features of a source start with an equality on one of its fields
+    (``event.screen == "mortgage_calculator"``) and so ignore most records; every record
+    used to evaluate every feature's first condition to find that out. ``by_value`` maps
+    each value of the field ``key`` to the features that may take a record carrying it, in
+    declaration order (the order they change the state in); ``others`` serves any other
+    text. A record whose ``key`` is not plain text (missing, a number, an enum whose hash
+    is not its text's) meets ``every`` feature, exactly as before.
+    """
+
+    every: tuple[CompiledFeature, ...]
+    key: str | None = None
+    by_value: Mapping[str, tuple[CompiledFeature, ...]] = field(default_factory=dict)
+    others: tuple[CompiledFeature, ...] = ()
+
+    def for_record(self, record: Any) -> tuple[CompiledFeature, ...]:
+        """The features that may change on ``record``; the others return ``None`` for it."""
+        if self.key is None:
+            return self.every
+        value = getattr(record, self.key, None)
+        if type(value) is not str:
+            return self.every
+        return self.by_value.get(value, self.others)
+
+
+def _feeds(features: tuple[CompiledFeature, ...]) -> FeatureFeeds:
+    """Index ``features`` on the field most of them test first (see :class:`FeatureFeeds`).
+
+    Only a feature's *first* condition may be used, and only its leading part: a feature
+    skipped for a record must be one whose evaluation would have stopped, false, before
+    anything that could raise (a failure is recorded per feature).
+    """
+    hints = [leading_index_hint(f.conditions[0].source) if f.conditions else None for f in features]
+    fields = Counter(hint[0] for hint in hints if hint is not None)
+    if not fields:
+        return FeatureFeeds(features)
+    name = fields.most_common(1)[0][0]
+    values = {value for hint in hints if hint is not None and hint[0] == name for value in hint[1]}
+
+    def takes(hint: tuple[str, frozenset[str]] | None, value: str | None) -> bool:
+        return hint is None or hint[0] != name or value in hint[1]
+
+    return FeatureFeeds(
+        every=features,
+        key=name,
+        by_value={
+            value: tuple(f for f, hint in zip(features, hints, strict=True) if takes(hint, value))
+            for value in sorted(values)
+        },
+        others=tuple(f for f, hint in zip(features, hints, strict=True) if takes(hint, None)),
+    )
+
+
 _MICROSECOND = timedelta(microseconds=1)
 
 
@@ -169,6 +257,17 @@ class Ruleset:
     windowed: tuple[tuple[str, CompiledFeature, int, int], ...] = field(
         init=False, repr=False, compare=False
     )
+    #: ``windowed`` by name, for the features a customer actually holds.
+    windowed_by_name: Mapping[str, tuple[CompiledFeature, int, int]] = field(
+        init=False, repr=False, compare=False
+    )
+    #: ``features_by_event``, indexed on a field each source's features test first.
+    feeds: Mapping[str, FeatureFeeds] = field(init=False, repr=False, compare=False)
+    #: Each candidate tuple the indexes hold, with its rules' ids, by ``id()`` of the tuple
+    #: (checked to be that very tuple), for :meth:`rule_ids`.
+    _candidate_ids: Mapping[int, tuple[tuple[CompiledRule, ...], tuple[str, ...]]] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         windowed = tuple(
@@ -177,6 +276,23 @@ class Ruleset:
             if f.bucket_seconds is not None and f.spec.window is not None
         )
         object.__setattr__(self, "windowed", windowed)
+        by_name = {name: (f, window_us, bucket) for name, f, window_us, bucket in windowed}
+        object.__setattr__(self, "windowed_by_name", by_name)
+        feeds = {source: _feeds(tuple(f)) for source, f in self.features_by_event.items()}
+        object.__setattr__(self, "feeds", feeds)
+        held = [
+            part
+            for index in self.by_event_type.values()
+            for part in (index.always, *(p for t in index.by_field.values() for p in t.values()))
+        ]
+        held += [
+            p
+            for index in self.by_event_type.values()
+            if index.single
+            for p in index.single[1].values()
+        ]
+        candidate_ids = {id(part): (part, tuple(rule.id for rule in part)) for part in held}
+        object.__setattr__(self, "_candidate_ids", candidate_ids)
 
     @classmethod
     def build(
@@ -235,6 +351,17 @@ class Ruleset:
     def for_event(self, event: Any) -> tuple[CompiledRule, ...]:
         """The rules that could fire on ``event`` (all others are certain not to)."""
         return self.by_event_type.get(event.event_type, _EMPTY).candidates(event)
+
+    def rule_ids(self, rules: tuple[CompiledRule, ...]) -> tuple[str, ...]:
+        """The ids of ``rules`` (what :meth:`for_event` returned), in order.
+
+        Every event's verdict lists the rules it evaluated; most events get one of the
+        tuples the indexes hold, whose ids are computed once here.
+        """
+        held = self._candidate_ids.get(id(rules))
+        if held is not None and held[0] is rules:  # the same tuple, not one at its address
+            return held[1]
+        return tuple([rule.id for rule in rules])
 
     def rules_for_type(self, event_type: str) -> tuple[CompiledRule, ...]:
         """Every enabled rule triggered by ``event_type``, in file order."""

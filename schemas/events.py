@@ -9,7 +9,7 @@ producers may add fields before Kairos knows them (forward compatibility).
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Annotated, Any, Literal, TypeAlias
 
@@ -22,6 +22,7 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
+from pydantic_core import TzInfo
 
 NonEmptyStr = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
@@ -37,7 +38,40 @@ LATEST_INSTANT = datetime(2200, 1, 1, tzinfo=UTC)
 MAX_COUNT = 10_000
 
 
+#: One shared tzinfo per parsed UTC offset (see :func:`_shared_zone`); bounded, since the
+#: offsets come from the input.
+_SHARED_ZONES: dict[timedelta | None, tzinfo] = {}
+_MAX_SHARED_ZONES = 64
+
+
+def _shared_zone(value: datetime) -> datetime:
+    """``value`` with a shared tzinfo for its fixed offset: the same instant, cheaper to use.
+
+    pydantic gives every parsed timestamp its own ``TzInfo`` object. Two datetimes whose
+    tzinfo is not the *same object* are compared and subtracted through ``utcoffset()``
+    calls (~0.3 us instead of ~0.01 us), and the engine compares event times dozens of
+    times per event (watermarks, windows, timers, caps). Offset zero becomes
+    :data:`datetime.UTC`, the zone of every constant the engine compares with; it
+    serialises, formats and compares exactly as ``TzInfo(0)``. Only pydantic's fixed-offset
+    ``TzInfo`` is replaced: a caller's own zone (a ``ZoneInfo`` with DST) is kept as given.
+    """
+    zone = value.tzinfo
+    if type(zone) is not TzInfo:
+        return value
+    offset = zone.utcoffset(None)
+    if not offset:
+        return value.astimezone(UTC)  # the same wall time, at half the cost of replace()
+    shared = _SHARED_ZONES.get(offset)
+    if shared is None:
+        if len(_SHARED_ZONES) >= _MAX_SHARED_ZONES:
+            return value
+        _SHARED_ZONES[offset] = zone
+        return value
+    return value.replace(tzinfo=shared)
+
+
 def _within_bank_time(value: datetime) -> datetime:
+    value = _shared_zone(value)
     if not EARLIEST_INSTANT <= value < LATEST_INSTANT:
         raise ValueError(
             f"must lie between {EARLIEST_INSTANT:%Y-%m-%d} and {LATEST_INSTANT:%Y-%m-%d} (UTC)"
@@ -115,8 +149,13 @@ class EventBase(BaseModel):
 
     @model_validator(mode="after")
     def _extra_fields_are_finite(self) -> EventBase:
-        """A pending timer stores its event whole: see :func:`refuse_non_finite_extras`."""
-        refuse_non_finite_extras(self)
+        """A pending timer stores its event whole: see :func:`refuse_non_finite_extras`.
+
+        Its test is repeated here, where it runs for every parsed event, to save a call.
+        """
+        extra = self.__pydantic_extra__
+        if extra and not _finite(extra):
+            refuse_non_finite_extras(self)
         return self
 
 

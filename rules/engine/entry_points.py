@@ -30,41 +30,52 @@ def decide(
     options: EngineOptions = DEFAULT_OPTIONS,
 ) -> Verdict:
     """Evaluate ``event`` for its customer: end waits it answers, fire due waits, then rules."""
-    state = state or new_state(event.customer_id)
+    if state is None:
+        state = new_state(event.customer_id)
     fingerprint = event_fingerprint(event)
     if fingerprint in state.recent_event_ids:  # a re-delivery (is_duplicate, hashed once)
         return Verdict(state=state, duplicate=True)
     moment = Moment(state, ruleset, now, options.timer_grace)
-    outcomes.settle_ignored(moment)
-    goals.check(moment, event)
-    timers.cancel_waits(moment, event)
-    timers.fire_due(moment)
+    # Each part returns at once without contacts, goals or timers, as most customers have
+    # none: the checks are made here so that most events pay no call for them.
+    if state.contacts:
+        outcomes.settle_ignored(moment)
+    if moment.state.goals:
+        goals.check(moment, event)
+    if moment.state.timers:
+        timers.cancel_waits(moment, event)
+        timers.fire_due(moment)
 
     watermark_cap = now + options.max_future_skew
     features, too_late = update_features(
         ruleset, moment.state, event, options, watermark_cap, moment.failures
     )
-    context = moment.context(event, features)
     candidates = ruleset.for_event(event)
-    fired: list[Fired] = []
-    for rule in candidates:
-        if not _active(rule, event.occurred_at) or not moment.evaluate(rule, context, event):
-            continue
-        if rule.unless is not None:
-            timers.schedule(moment, rule, event)
-            continue
-        try:
-            seen = evidence(rule, context)
-        except Exception as exc:
-            moment.rule_failed(Fired(rule, context, event, {}), exc)
-            continue
-        fired.append(Fired(rule, context, event, seen))
-    arbitration.settle_or_wait(moment, fired)
+    if candidates:  # most events meet no rule: no context to build for them
+        fired: list[Fired] = []
+        context = moment.context(event, features)
+        occurred_at = event.occurred_at
+        for rule in candidates:
+            if not (rule.always_active or _active(rule, occurred_at)):
+                continue
+            if not moment.evaluate(rule, context, event):
+                continue
+            if rule.unless is not None:
+                timers.schedule(moment, rule, event)
+                continue
+            try:
+                seen = evidence(rule, context)
+            except Exception as exc:
+                moment.rule_failed(Fired(rule, context, event, {}), exc)
+                continue
+            fired.append(Fired(rule, context, event, seen))
+        if fired:
+            arbitration.settle_or_wait(moment, fired)
     # apply_event, and the features
     update = event_update(moment.state, event, fingerprint, watermark_cap)
     update["features"] = features
     moment.state = evolve(moment.state, update)
-    return moment.verdict(evaluated=tuple([rule.id for rule in candidates]), late=too_late)
+    return moment.verdict(evaluated=ruleset.rule_ids(candidates), late=too_late)
 
 
 def fire_due_timers(

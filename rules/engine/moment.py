@@ -25,6 +25,7 @@ from rules.engine.verdict import (
     digest,
     failure_text,
     holds,
+    new_verdict,
 )
 from rules.features import FeatureView
 from rules.policy import remember_contact
@@ -44,6 +45,20 @@ RuleOutcome = tuple[Outcome, Reason, str, Channel | None]
 
 class Moment:
     """One call of the engine: accumulates the state's changes and the outputs."""
+
+    __slots__ = (
+        "actions",
+        "conversions",
+        "decisions",
+        "failures",
+        "grace",
+        "now",
+        "rm_requests",
+        "ruleset",
+        "state",
+        "timers",
+        "timings",
+    )
 
     def __init__(
         self, state: CustomerState, ruleset: Ruleset, now: datetime, grace: timedelta
@@ -72,7 +87,7 @@ class Moment:
         }
         if start is not None:
             roots["start"] = start
-        return EvaluationContext(roots=roots, now=event.occurred_at)
+        return EvaluationContext(roots, event.occurred_at)
 
     def evaluate(self, rule: CompiledRule, context: EvaluationContext, event: Event) -> bool:
         """Whether ``rule`` matches; a rule that raises is recorded as suppressed instead.
@@ -81,7 +96,9 @@ class Moment:
         nor the worker (it would read the same event again after a restart).
         """
         try:
-            return holds(rule.conditions, context) and _sequence_holds(rule, context)
+            return holds(rule.conditions, context) and (
+                rule.after is None or _sequence_holds(rule, context)
+            )
         except Exception as exc:
             self.rule_failed(Fired(rule, context, event, {}), exc)
             return False
@@ -235,7 +252,14 @@ class Moment:
         self.state = evolve(self.state, {"timers": timers})
         self.timers.append(TimerChange(rule_id, change))
 
-    def verdict(self, **extra: Any) -> Verdict:
+    def verdict(
+        self,
+        *,
+        evaluated: tuple[str, ...] = (),
+        late: bool = False,
+        feedback: str | None = None,
+        feedback_after_s: float | None = None,
+    ) -> Verdict:
         """What this moment concluded, with when the customer's next timer is due."""
         timers = self.state.timers
         grace = self.grace
@@ -244,17 +268,24 @@ class Moment:
             if timers
             else None
         )  # fires_at(), inlined: every verdict of a customer with a pending timer
-        return Verdict(
-            state=self.state,
-            wake_up_at=wake_up,
-            decisions=self.decisions,
-            actions=self.actions,
-            failures=self.failures,
-            timers=self.timers,
-            conversions=self.conversions,
-            rm_requests=self.rm_requests,
-            timings=self.timings,
-            **extra,
+        # Verdict's fields in declaration order, as its __init__ would store them
+        return new_verdict(
+            {
+                "state": self.state,
+                "decisions": self.decisions,
+                "actions": self.actions,
+                "evaluated": evaluated,
+                "duplicate": False,
+                "late": late,
+                "failures": self.failures,
+                "timers": self.timers,
+                "conversions": self.conversions,
+                "rm_requests": self.rm_requests,
+                "feedback": feedback,
+                "feedback_after_s": feedback_after_s,
+                "wake_up_at": wake_up,
+                "timings": self.timings,
+            }
         )
 
 

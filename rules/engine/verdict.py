@@ -41,17 +41,24 @@ class EngineOptions:
 DEFAULT_OPTIONS = EngineOptions()
 
 
-@dataclass(frozen=True)
 class EvaluationContext:
     """The roots an expression reads, and event time as ``now``.
 
     ``memo`` caches condition results for this one moment: the ruleset shares one compiled
     object per distinct condition text, so a condition many rules repeat runs once.
+
+    A plain slotted class rather than a frozen dataclass: one is built for every event, and
+    a frozen dataclass pays an ``object.__setattr__`` call per field.
     """
 
-    roots: Mapping[str, Any]
-    now: datetime
-    memo: dict[int, bool] = field(default_factory=dict)
+    __slots__ = ("memo", "now", "roots")
+
+    def __init__(
+        self, roots: Mapping[str, Any], now: datetime, memo: dict[int, bool] | None = None
+    ) -> None:
+        self.roots = roots
+        self.now = now
+        self.memo: dict[int, bool] = {} if memo is None else memo
 
 
 @dataclass(frozen=True)
@@ -135,6 +142,20 @@ class Verdict:
     wake_up_at: datetime | None = None
     #: For each action, by ``action_id``: its path and when it was due.
     timings: Mapping[str, ActionTiming] = field(default_factory=dict)
+
+
+def new_verdict(values: dict[str, Any]) -> Verdict:
+    """``Verdict(**values)`` without its ``__init__``: every event builds one.
+
+    A frozen dataclass sets each of its 14 fields through ``object.__setattr__``, a few
+    microseconds per event; this hands over ``values`` as the instance dictionary instead.
+    ``values`` must hold every field, in declaration order, as ``__init__`` would store
+    them (:meth:`rules.engine.moment.Moment.verdict` builds it so); it becomes the
+    verdict's own dictionary, so the caller must not keep it.
+    """
+    verdict: Verdict = object.__new__(Verdict)
+    object.__setattr__(verdict, "__dict__", values)
+    return verdict
 
 
 @dataclass

@@ -24,7 +24,7 @@ import ast
 import difflib
 import operator
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -163,6 +163,10 @@ class _Compiler:
         self.source = source
         self.scope = scope
         self.paths: list[str] = []
+        #: ``days_since(x)`` / ``hours_since(x)`` calls compiled so far, by ``id()`` of their
+        #: evaluator: ``x``'s evaluator, the unit in seconds and the call's evaluator itself
+        #: (held, so that its id stays its own; see :func:`_compare_since`).
+        self.since: dict[int, tuple[Evaluator, int, Evaluator]] = {}
 
     def fail(self, node: ast.AST, message: str, hint: str | None = None) -> ExpressionError:
         return ExpressionError(message, getattr(node, "col_offset", 0), hint)
@@ -268,7 +272,13 @@ class _Compiler:
         if len(steps) == 1:
             ((compare, right),) = steps
             if _is_constant(node.comparators[0]):
-                return _compare_constant(node.ops[0], left, right(_NO_CONTEXT)), FieldType(BOOL)
+                value = right(_NO_CONTEXT)
+                since = self.since.get(id(left))
+                if since is not None and since[2] is left:
+                    fast = _compare_since(node.ops[0], since[0], since[1], value)
+                    if fast is not None:
+                        return fast, FieldType(BOOL)
+                return _compare_constant(node.ops[0], left, value), FieldType(BOOL)
             return (lambda c: compare(left(c), right(c))), FieldType(BOOL)
 
         def chained(c: Context) -> bool:
@@ -413,7 +423,13 @@ class _Compiler:
             kind = second if first == ANY else first
         if arity == 1:
             (only,) = arguments
-            return (lambda c: implementation(c, only(c))), FieldType(kind)
+
+            def call(c: Context) -> Any:
+                return implementation(c, only(c))
+
+            if node.func.id in _SINCE_UNITS:
+                self.since[id(call)] = (only, _SINCE_UNITS[node.func.id], call)
+            return call, FieldType(kind)
         return (lambda c: implementation(c, *(a(c) for a in arguments))), FieldType(kind)
 
 
@@ -465,6 +481,47 @@ def _compare_constant(op: ast.cmpop, left: Evaluator, value: Any) -> Evaluator:
     if kind is ast.NotIn:
         return lambda c: True if (item := left(c)) is None else not bool(item in value)
     return lambda c: compare(left(c), value)
+
+
+#: The functions :func:`_compare_since` compiles, with their unit in seconds.
+_SINCE_UNITS = {"days_since": 86_400, "hours_since": 3_600}
+#: Up to this many units, comparing the time span itself decides exactly as the Decimal does.
+_SINCE_EXACT_UP_TO = 10_000
+
+
+def _compare_since(op: ast.cmpop, moment: Evaluator, unit: int, value: Any) -> Evaluator | None:
+    """``days_since(x) <op> N`` as ``now - x <op> N days``, without the Decimal arithmetic.
+
+    ``days_since`` is ``Decimal(span.total_seconds()) / 86400``, rounded to 28 digits, and
+    the reactivation rule compares it with a literal on every click. For an integer ``N`` of
+    at most :data:`_SINCE_EXACT_UP_TO` units the comparison of that Decimal with ``N`` has
+    the same result as comparing the span (exact microseconds) with ``N`` units:
+
+    * ``N * unit`` is a whole number of seconds below 2**30, exact as a float; the float
+      seconds either equal it (and the quotient is exactly ``N``) or differ from it by at
+      least one ulp (>= 2**-23 s at that size, less only where smaller spans have finer
+      ulps), which 28 significant digits resolve many times over: the Decimal compares
+      with ``N`` as the float does with ``N * unit``;
+    * the float is the span's exact microseconds divided by a million, correctly rounded,
+      and below 2**30 s half an ulp (< 6e-8 s) is far less than a microsecond: a span a
+      microsecond off ``N * unit`` never rounds onto it, so the float compares as the
+      span itself does.
+
+    ``None`` for anything else (other operators, fractions, larger numbers): the general
+    form is used. A missing moment is ``null``, false as in the general form; anything
+    that is not a datetime raises the same error from the same subtraction.
+    """
+    kind = type(op)
+    if kind not in _ORDER or type(value) is not int or abs(value) > _SINCE_EXACT_UP_TO:
+        return None
+    order = _ORDER[kind]
+    span = timedelta(seconds=value * unit)
+
+    def compare(c: Context) -> bool:
+        then = moment(c)
+        return False if then is None else order(c.now - then, span)
+
+    return compare
 
 
 class _NoContext:
@@ -522,6 +579,24 @@ def compile_expression(source: str, scope: Mapping[str, FieldType]) -> CompiledE
         result_type,
         _index_hint(tree.body),
     )
+
+
+def leading_index_hint(source: str) -> tuple[str, frozenset[str]] | None:
+    """The index hint of the part of ``source`` that is evaluated first, if it has one.
+
+    ``event.f == "x"``, ``event.f in ["x", "y"]``, or either as the first operand of an
+    ``and``: when ``event.f`` is a text outside the values, the expression is false without
+    evaluating anything after that first part, so nothing in it could have raised. A hint
+    from a later operand of an ``and`` does not say that (an earlier one may raise), which is
+    why feature feeds, whose failures are recorded, index on this one only.
+    """
+    try:
+        node = ast.parse(source.strip(), mode="eval").body
+    except SyntaxError:
+        return None
+    while isinstance(node, ast.BoolOp) and isinstance(node.op, ast.And):
+        node = node.values[0]
+    return _index_hint(node)
 
 
 def _index_hint(node: ast.AST) -> tuple[str, frozenset[str]] | None:

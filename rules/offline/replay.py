@@ -20,6 +20,7 @@ from rules.engine import (
     Verdict,
     counter_key,
     dispatch,
+    fires_at,
     settle_request,
 )
 from rules.ruleset import Ruleset
@@ -75,7 +76,14 @@ class Replay:
     def advance(self, until: datetime) -> list[Verdict]:
         """Fire, in time order, every timer that falls due up to ``until``."""
         verdicts = []
+        grace = self.options.timer_grace
         for fire_at, customer_id in self._due(until):
+            state = self.states.get(customer_id)
+            # A wake-up is pushed with every verdict of a customer with a timer, so most
+            # find nothing due (fired already, or cancelled): such a tick changes nothing
+            # and is not kept, and is skipped before a tick is built and dispatched.
+            if state is None or not any(fires_at(t, grace) <= fire_at for t in state.timers):
+                continue
             tick = TimerTick(customer_id=customer_id, due_at=fire_at)
             verdict = self._dispatch(tick, customer_id, fire_at)
             if verdict is not None and verdict.timers:
