@@ -5,11 +5,15 @@ What is measured, in one run, on the same broker and the same messages:
 * **(a) raw passthrough** — an aiokafka consumer reading the input topics and producing every
   message to an output topic, acks awaited: the limit a Kafka client in Python sets;
 * **(b) trivial Faust agent** — ``bench/trivial_faust.py``: one RocksDB table update per
-  event and one event in ten forwarded, configured exactly like Kairos (the floor a Faust
-  design starts from);
+  event and one event in ten forwarded, configured exactly like Kairos, with faust-streaming's
+  own per-message delivery and restore loop (only the fixes of lost events): the floor a
+  Faust design starts from;
+* **(b') the same agent run as Kairos runs a worker**: with Kairos's Faust speed fixes
+  (``app/worker/faust_fixes.py`` 3 and 4) and its garbage collector settings
+  (``KAIROS_GC_THRESHOLD``): Faust's floor as Kairos runs Faust;
 * **(c) Quix Streams** — ``bench/trivial_quix.py``: the same trivial stateful job (per-customer
   count and sum in RocksDB, changelog on, one event in ten forwarded) in the best Python peer,
-  with its own checkpointing (``pip install .[bench]``; skipped when it is not installed);
+  with its own checkpointing (the ``peers`` extra, in a venv of its own; skipped without it);
 * **Kairos** — ``kairos worker`` with a ruleset: validation, state, feature windows, rules,
   arbitration, policy, actions and decision records. The example pack, then 100 and 1,000
   generated rules (``bench/rules_scaling.py``'s generator).
@@ -236,6 +240,8 @@ class Peer:
     #: A variable naming another interpreter to run the peer with: a peer whose library
     #: cannot share Kairos's venv (quixstreams pins pydantic below Kairos's) runs from its own.
     python_from: str = ""
+    #: Extra environment for the peer's worker.
+    env: tuple[tuple[str, str], ...] = ()
 
     def python(self) -> str:
         """The interpreter to run the peer with: ``$python_from`` if set, else this one."""
@@ -256,7 +262,19 @@ class Peer:
         return found.stdout.strip() if found.returncode == 0 else None
 
 
-TRIVIAL_FAUST = Peer("(b) trivial Faust agent", "bench.trivial_faust", "trivial")
+TRIVIAL_FAUST = Peer(
+    "(b) trivial Faust agent, stock faust-streaming delivery",
+    "bench.trivial_faust",
+    "trivial",
+    env=(("KAIROS_BENCH_FAUST_SPEED_FIXES", "0"),),
+)
+#: The same agent run as Kairos runs a worker: its Faust speed fixes (``faust_fixes`` 3, 4)
+#: and garbage collector settings.
+TRIVIAL_FAUST_FIXED = Peer(
+    "(b') trivial Faust agent run as Kairos runs Faust (its Faust fixes, GC settings)",
+    "bench.trivial_faust",
+    "trivialfix",
+)
 QUIX = Peer(
     "(c) Quix Streams {version}: count + sum in RocksDB, changelog on, 1 in 10 forwarded",
     "bench.trivial_quix",
@@ -264,7 +282,7 @@ QUIX = Peer(
     requires="quixstreams",
     python_from="KAIROS_BENCH_QUIX_PYTHON",
 )
-PEERS = (TRIVIAL_FAUST, QUIX)
+PEERS = (TRIVIAL_FAUST, TRIVIAL_FAUST_FIXED, QUIX)
 
 
 def run_peer(
@@ -273,7 +291,7 @@ def run_peer(
     """Events/s ``peer``'s worker drains the backlog preloaded on ``peer.prefix``'s topics."""
     port = free_port()
     worker = WorkerProcess(
-        _env(broker, peer.prefix, work / peer.prefix, EXAMPLE_RULES),
+        {**_env(broker, peer.prefix, work / peer.prefix, EXAMPLE_RULES), **dict(peer.env)},
         port,
         log_path=log_path,
         module=peer.module,
@@ -547,15 +565,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         raw = results["(a) raw aiokafka passthrough"]
         trivial = results[labels[TRIVIAL_FAUST]]
+        fixed = results[labels[TRIVIAL_FAUST_FIXED]]
         quix = results.get(labels.get(QUIX, ""), 0.0)
         print(
-            "\n| what | events/s | vs (a) raw | vs (b) trivial Faust | vs (c) Quix Streams |"
-            "\n|---|---:|---:|---:|---:|"
+            "\n| what | events/s | vs (a) raw | vs (b) trivial Faust | vs (b') with our fixes "
+            "| vs (c) Quix Streams |\n|---|---:|---:|---:|---:|---:|"
         )
         for label, rate in results.items():
             of_quix = f"{rate / quix:.3f}" if quix else "-"
             print(
-                f"| {label} | {rate:,.0f} | {rate / raw:.3f} | {rate / trivial:.2f} | {of_quix} |"
+                f"| {label} | {rate:,.0f} | {rate / raw:.3f} | {rate / trivial:.2f} "
+                f"| {rate / fixed:.2f} | {of_quix} |"
             )
 
         for wait in args.fetch_wait_ms:

@@ -16,7 +16,12 @@ from agents.metrics import Metrics
 from app.kafka import bootstrap_servers, startup_ruleset
 from app.settings import Settings
 from app.worker import web
-from app.worker.faust_app import Worker, create_app
+from app.worker.faust_app import (
+    Worker,
+    create_app,
+    freeze_startup_objects,
+    tune_garbage_collector,
+)
 from app.worker.faust_sensor import faust_monitor
 from app.worker.gauges import WorkerGauges, rocksdb_sizes
 from app.worker.lag import ConsumerLagProbe
@@ -136,7 +141,9 @@ def run(settings: Settings) -> None:
     # logged as everything after it, and again when Faust's Worker sets logging up (it
     # clears the root handlers first): one format, one redaction, from the first line.
     configure_logging(settings)
+    tune_garbage_collector(settings.gc_threshold)
     app, _ = build(settings)
+    freeze_startup_objects()
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     worker = Worker(
         app,

@@ -388,13 +388,19 @@ async def _slurp_changelogs(self: Any) -> None:
             log.warning(f"Error in recovery {ex}")
 
 
-def apply() -> None:
-    """Install the fixes once per process (idempotent)."""
+def apply(speed: bool = True) -> None:
+    """Install the fixes once per process (idempotent: the first call decides).
+
+    ``speed=False`` installs the fixes of lost or stalled events (1, 2) only, leaving
+    Faust's own per-message delivery and restore loop (3, 4): what ``bench/pipeline.py``
+    measures as stock Faust's floor. Workers always run with every fix.
+    """
     global _applied
     if _applied:
         return
     Recovery.on_recovery_completed = _on_recovery_completed  # type: ignore[method-assign]
     Consumer._wait_next_records = _wait_next_records  # type: ignore[method-assign]
-    Consumer._drain_messages = _drain_messages  # type: ignore[method-assign]
-    Recovery._slurp_changelogs = ServiceTask(_slurp_changelogs)  # type: ignore[method-assign]
+    if speed:
+        Consumer._drain_messages = _drain_messages  # type: ignore[method-assign]
+        Recovery._slurp_changelogs = ServiceTask(_slurp_changelogs)  # type: ignore[method-assign]
     _applied = True

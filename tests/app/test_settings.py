@@ -92,3 +92,19 @@ def test_a_secret_quoted_by_a_validator_is_not_repeated() -> None:
 def test_env_name_follows_the_prefix() -> None:
     assert env_name(Settings, "customer_api_token") == "KAIROS_CUSTOMER_API_TOKEN"
     assert env_name(_Vault, "pin") == "VAULT_PIN"
+
+
+def test_the_workers_garbage_collector_settings_apply_and_freeze_what_is_alive() -> None:
+    import gc
+
+    from app.worker.faust_app import freeze_startup_objects, tune_garbage_collector
+
+    before = gc.get_threshold()
+    try:
+        tune_garbage_collector(Settings().gc_threshold)
+        assert gc.get_threshold() == (50_000, 20, 100)
+        freeze_startup_objects()
+        assert gc.get_freeze_count() > 0, "start-up objects are out of every collection"
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
