@@ -43,11 +43,16 @@ async def batches(
     on_message_in = app.sensors.on_message_in
     flow_control = app.flow_control
     while True:
-        events = [await queue.get()]
-        if window_s > 0 and queue.qsize() + 1 < max_messages:
-            await asyncio.sleep(window_s)  # once per batch: the fetcher fills the queue meanwhile
-        while len(events) < max_messages and not queue.empty():
-            events.append(queue.get_nowait())
+        try:
+            events = [await queue.get()]
+            if window_s > 0 and queue.qsize() + 1 < max_messages:
+                await asyncio.sleep(window_s)  # once per batch: the fetcher fills it meanwhile
+            while len(events) < max_messages and not queue.empty():
+                events.append(queue.get_nowait())
+        except StopAsyncIteration:
+            # Faust ends a stopping agent's channel this way; raised inside an async
+            # generator it would become a RuntimeError, and a clean stop a crash (exit 70).
+            return
         current: list[Any] = []
         generation = app.consumer_generation_id
         active = flow_control.is_active()

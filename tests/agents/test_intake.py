@@ -84,3 +84,19 @@ def test_messages_fetched_before_a_rebalance_are_not_decided_nor_acknowledged() 
         assert current.acks == [1] and (("in", 0), -1) in app.seen
 
     asyncio.run(scenario())
+
+
+def test_a_channel_ended_by_a_stopping_worker_ends_the_batches_cleanly() -> None:
+    class Ending(Channel):
+        def __init__(self) -> None:
+            super().__init__()
+            self.queue = Ended()
+
+    class Ended(asyncio.Queue[Any]):
+        async def get(self) -> Any:
+            raise StopAsyncIteration  # what Faust throws into an agent's channel on stop
+
+    async def scenario() -> list[Any]:
+        return [batch async for batch in intake.batches(_app(), Ending(), 10, 0.0)]
+
+    assert asyncio.run(scenario()) == [], "no RuntimeError: the agent stops, it does not crash"
