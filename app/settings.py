@@ -173,7 +173,8 @@ class Settings(BaseSettings):
     batch_window_s: float = Field(
         default=0.01,
         gt=0,
-        description="How long a batch waits to fill when traffic is light (adds latency).",
+        description="How long a lone event waits for others to decide with (light traffic "
+        "only: a fetch of several is decided at once).",
     )
     gc_threshold: int = Field(
         default=50_000,

@@ -79,6 +79,17 @@ def test_a_batch_is_what_is_queued_after_the_window_and_never_more_than_the_maxi
     asyncio.run(scenario())
 
 
+def test_a_fetch_of_several_is_decided_at_once_without_waiting_for_the_window() -> None:
+    async def scenario() -> list[Any]:
+        app, channel = _app(), Channel()
+        for offset in range(3):  # Faust queues a whole fetch before the agent runs
+            channel.queue.put_nowait(_event(offset))
+        batches = intake.batches(app, channel, max_messages=500, window_s=60.0)
+        return await asyncio.wait_for(batches.__anext__(), timeout=5)
+
+    assert [e.message.offset for e in asyncio.run(scenario())] == [0, 1, 2]
+
+
 def test_messages_fetched_before_a_rebalance_are_not_decided_nor_acknowledged() -> None:
     async def scenario() -> None:
         app, channel = _app(generation=4), Channel()
