@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -125,7 +126,8 @@ class WorkerProcess(ManagedProcess):
         """Every sample of ``name`` on ``/metrics`` matching ``labels``: (labels, value)."""
         from prometheus_client.parser import text_string_to_metric_families
 
-        with urllib.request.urlopen(self.base_url + "/metrics", timeout=2.0) as response:
+        only = urllib.parse.urlencode({"name[]": name})  # the worker renders only that series
+        with urllib.request.urlopen(f"{self.base_url}/metrics?{only}", timeout=2.0) as response:
             text = response.read().decode()
         return [
             (dict(sample.labels), float(sample.value))

@@ -71,8 +71,15 @@ def install(
 
     @app.page("/metrics")
     async def prometheus_metrics(web: View, request: Request) -> Response:
+        """Every series, or only those named by ``name[]`` (as prometheus-client's server).
+
+        A worker with a hundred rules exposes thousands of series; a dashboard or a script
+        that needs one asks for it by name and the worker renders only that.
+        """
         metrics.ready.set(1 if is_ready(app, health) else 0)
-        body = generate_latest(metrics.registry)
+        names = request.rel_url.query.getall("name[]", [])
+        registry = metrics.registry.restricted_registry(names) if names else metrics.registry
+        body = generate_latest(registry)
         return web.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     @app.page("/healthz")

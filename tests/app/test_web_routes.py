@@ -135,3 +135,22 @@ def test_health_tells_the_truth_once_an_agent_failed(tmp_path: Any) -> None:
     assert answers["/healthz"][0] == 503
     assert answers["/readyz"][0] == 503
     assert "kairos_worker_ready 0.0" in answers["/metrics"][1]
+
+
+def test_metrics_can_be_asked_for_by_name_as_prometheus_clients_server_allows(
+    tmp_path: Any,
+) -> None:
+    app, _ = _app(None, tmp_path)
+
+    async def run() -> tuple[str, str]:
+        async with TestClient(TestServer(app.web.web_app, host="127.0.0.1")) as client:
+            whole = await (await client.get("/metrics")).text()
+            named = await client.get(
+                "/metrics", params=[("name[]", "kairos_worker_ready"), ("name[]", "nope")]
+            )
+            return whole, await named.text()
+
+    whole, named = _LOOP.run_until_complete(run())
+    series = [line for line in named.splitlines() if line and not line.startswith("#")]
+    assert [line.split()[0] for line in series] == ["kairos_worker_ready"]
+    assert "kairos_rule_evaluations_total" in whole and "kairos_rule_evaluations" not in named
