@@ -29,7 +29,8 @@ maximum the worker drained — and each action's delay from its event's producti
 consumption is recorded: p50 / p99 / max, and how much of it passed before the worker sent
 the action (its record's timestamp), so the last hop can be told from the rest. The
 producer lingers 5 ms like a Kafka 4.0 client; the actions are read by a consumer in a
-process of its own, like a channel system.
+process of its own, like a channel system. Beside it, at the same rate, the raw client's
+floor: an aiokafka consumer passing each click straight on as an action.
 
 Run from the repository root::
 
@@ -47,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
@@ -60,7 +62,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -385,6 +387,7 @@ def latency(
     backlog: int = 4000,
     fetch_wait_ms: int = FETCH_MAX_WAIT_MS,
     fraction: float = 0.5,
+    raw_at: float | None = None,
 ) -> tuple[float, float, list[float], list[float]]:
     """The contact workload: every event is a click that earns a push.
 
@@ -392,10 +395,14 @@ def latency(
     produced to action consumed — at ``fraction`` of that rate for ``seconds``. Returns (maximum
     events/s, the rate used, sorted delays in seconds, and sorted delays to the action's send
     by the worker: its record's timestamp, so the last hop can be told from the rest).
+
+    With ``raw_at``, the raw client's floor instead: no worker, no maximum; an aiokafka
+    consumer passes each click straight on as an action (:func:`pass_clicks`, same fetch wait
+    and linger as the worker), at ``raw_at`` events/s.
     """
     from testkit.factories import click, profile
 
-    prefix = f"lat{fetch_wait_ms}"
+    prefix = f"{'raw' if raw_at else 'lat'}{fetch_wait_ms}"
     topics = TopicNames(prefix)
     ensure_topics(broker.bootstrap, topics, PARTITIONS)
     customers = [f"C-L{i:04d}" for i in range(2000)]
@@ -413,31 +420,28 @@ def latency(
         ]
 
     profiles = [(topics.profile, c.encode(), json.dumps(profile(c)).encode()) for c in customers]
-    asyncio.run(_produce(broker.bootstrap, [*profiles, *wire(clicks(backlog))]))
+    if raw_at is None:
+        asyncio.run(_produce(broker.bootstrap, [*profiles, *wire(clicks(backlog))]))
     produced_at: dict[str, float] = {}
     received = work / f"{prefix}-received.tsv"
-    context = multiprocessing.get_context("spawn")
-    positioned, stop = context.Event(), context.Event()
-    watcher = context.Process(
-        target=watch_actions,
-        args=(broker.bootstrap, topics.actions(Channel.PUSH), fetch_wait_ms, received),
-        kwargs={"positioned": positioned, "stop": stop},
-        daemon=True,
-    )
-    env = _env(broker, prefix, work / prefix, rules)
-    env["KAIROS_TANSU_FETCH_MAX_WAIT_MS"] = str(fetch_wait_ms)  # each hop waits up to this
-    worker = WorkerProcess(env, free_port())
-    with worker:
-        worker.wait_ready()
-        maximum = _drain_rate(
-            lambda: worker.metric("kairos_events_consumed_total", event_type="app_click"),
-            backlog,
-            600,
-        )
-        rate = maximum * fraction
-        watcher.start()
-        if not positioned.wait(60):
-            raise RuntimeError("the action watcher did not start")
+    with contextlib.ExitStack() as running:
+        if raw_at is None:
+            env = _env(broker, prefix, work / prefix, rules)
+            env["KAIROS_TANSU_FETCH_MAX_WAIT_MS"] = str(fetch_wait_ms)  # each hop waits this
+            worker = running.enter_context(WorkerProcess(env, free_port()))
+            worker.wait_ready()
+            maximum = _drain_rate(
+                lambda: worker.metric("kairos_events_consumed_total", event_type="app_click"),
+                backlog,
+                600,
+            )
+            rate = maximum * fraction
+        else:
+            maximum, rate = 0.0, raw_at
+            hop = (broker.bootstrap, topics.app_click, topics.actions(Channel.PUSH), fetch_wait_ms)
+            running.enter_context(_in_process(pass_clicks, hop))
+        watched = (broker.bootstrap, topics.actions(Channel.PUSH), fetch_wait_ms, received)
+        running.enter_context(_in_process(watch_actions, watched))
 
         async def paced() -> None:
             producer = AIOKafkaProducer(
@@ -463,9 +467,7 @@ def latency(
                 await producer.stop()
 
         asyncio.run(paced())
-        time.sleep(3)
-        stop.set()
-        watcher.join(30)
+        time.sleep(3)  # the last actions arrive; leaving the block stops the watcher first
     delays: list[float] = []
     to_send: list[float] = []
     for line in received.read_text().splitlines():
@@ -474,6 +476,65 @@ def latency(
             delays.append(float(at) - produced_at[event_id])
             to_send.append(float(sent) - produced_at[event_id])
     return maximum, rate, sorted(delays), sorted(to_send)
+
+
+@contextlib.contextmanager
+def _in_process(target: Callable[..., None], args: tuple[Any, ...]) -> Iterator[None]:
+    """Run ``target(*args, positioned=, stop=)`` in a process of its own while in the block."""
+    context = multiprocessing.get_context("spawn")
+    positioned, stop = context.Event(), context.Event()
+    process = context.Process(
+        target=target, args=args, kwargs={"positioned": positioned, "stop": stop}, daemon=True
+    )
+    process.start()
+    try:
+        if not positioned.wait(60):
+            raise RuntimeError(f"{target.__name__} did not start")
+        yield
+    finally:
+        stop.set()
+        process.join(10)
+        if process.is_alive():
+            process.kill()
+
+
+def pass_clicks(
+    bootstrap: str, source: str, target: str, fetch_wait_ms: int, positioned: Any, stop: Any
+) -> None:
+    """The raw client's hop: each click straight on as an action, nothing decided.
+
+    The floor of the latency on this broker and machine at a given rate: the same fetch
+    wait and producer linger (5 ms) as the worker, none of Faust, state or rules.
+    """
+
+    async def run() -> None:
+        consumer = AIOKafkaConsumer(
+            source,
+            bootstrap_servers=bootstrap,
+            fetch_max_wait_ms=fetch_wait_ms,
+            auto_offset_reset="latest",
+        )
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+        await consumer.start()
+        await producer.start()
+        try:
+            while not consumer.assignment():
+                await consumer.getmany(timeout_ms=100)
+            for partition in consumer.assignment():
+                await consumer.position(partition)
+            positioned.set()
+            while not stop.is_set():
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    for record in records:
+                        action = {"trigger_event_ids": [json.loads(record.value)["event_id"]]}
+                        await producer.send(
+                            target, key=record.key, value=json.dumps(action).encode()
+                        )
+        finally:
+            await producer.stop()
+            await consumer.stop()
+
+    asyncio.run(run())
 
 
 def watch_actions(
@@ -651,6 +712,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"max {delays[-1] * 1000:.0f} ms; of which to the worker's send "
                     f"p50 {_percentile(to_send, 0.5) * 1000:.0f} ms, "
                     f"p99 {_percentile(to_send, 0.99) * 1000:.0f} ms"
+                )
+                _, _, floor, floor_send = latency(
+                    broker, work, immediate, args.latency_seconds, fetch_wait_ms=wait, raw_at=rate
+                )
+                print(
+                    f"The raw client's hop at the same rate (aiokafka in, straight out, same "
+                    f"fetch wait and linger): p50 {_percentile(floor, 0.5) * 1000:.0f} ms, "
+                    f"p99 {_percentile(floor, 0.99) * 1000:.0f} ms, "
+                    f"max {floor[-1] * 1000:.0f} ms; to its send "
+                    f"p50 {_percentile(floor_send, 0.5) * 1000:.0f} ms, "
+                    f"p99 {_percentile(floor_send, 0.99) * 1000:.0f} ms"
                 )
             else:
                 print("Latency: no action observed")
