@@ -6,17 +6,18 @@ series count is bounded by the ruleset, not by the customer base.
 
 from __future__ import annotations
 
+import collections
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.core import CounterMetricFamily
 
 from rules.engine import ACTION_PATHS
 from schemas.actions import Channel
 from schemas.events import EVENT_TYPES
 
-#: Seconds; from sub-100 ms (the target) to minutes (a worker catching up on a backlog).
 #: Why a contact can be deferred (a subset of :class:`schemas.decisions.Reason`).
 DEFERRAL_REASONS = ("quiet_hours", "rm_capacity")
 
@@ -26,6 +27,7 @@ TIMER_KINDS = ("absence", "deferred", "window", "wave")
 #: Seconds from a contact to its feedback: delivery takes seconds, an open hours or days.
 FEEDBACK_BUCKETS = (1.0, 5.0, 30.0, 60.0, 300.0, 1800.0, 3600.0, 4 * 3600.0, 86400.0, 3 * 86400.0)
 
+#: Seconds; from sub-100 ms (the target) to minutes (a worker catching up on a backlog).
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 #: Seconds a checkpoint waits for the broker and RocksDB: milliseconds when healthy.
@@ -34,6 +36,38 @@ CHECKPOINT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1
 #: Seconds an action leaves after it was due: a tick on time is under the scheduler's 1 s
 #: interval, an RM queue hop a few seconds, a worker catching up minutes to an hour.
 LATENESS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0)
+
+
+class Tally:
+    """A counter with one label, counted in bulk on the hot path and rendered when scraped.
+
+    Every candidate rule of every event counts one evaluation. prometheus-client's
+    ``Counter`` takes a lock and two method calls per increment: 4.4 µs for an event with
+    ten candidates. Here a whole list is counted by ``collections.Counter.update`` in C (0.7
+    µs) and turned into a counter family at scrape time. The agents and the web view share
+    the worker's one event loop, so no lock is needed.
+    """
+
+    def __init__(self, name: str, documentation: str, label: str, registry: CollectorRegistry):
+        self.name, self.documentation, self.label = name, documentation, label
+        self.counts: collections.Counter[str] = collections.Counter()
+        registry.register(self)
+
+    def declare(self, value: str) -> None:
+        """Show ``value``'s series at 0 until it is counted."""
+        self.counts[value] += 0
+
+    def count(self, values: Iterable[str]) -> None:
+        self.counts.update(values)
+
+    def describe(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily(self.name, self.documentation, labels=[self.label])
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=[self.label])
+        for value, count in self.counts.items():
+            family.add_metric([value], count)
+        yield family
 
 
 @dataclass
@@ -64,11 +98,8 @@ class Metrics:
             ["event_type"],
             registry=r,
         )
-        self.rule_evaluations = Counter(
-            "kairos_rule_evaluations_total",
-            "Rules evaluated against an event.",
-            ["rule_id"],
-            registry=r,
+        self.rule_evaluations = Tally(
+            "kairos_rule_evaluations", "Rules evaluated against an event.", "rule_id", r
         )
         self.rule_fires = Counter(
             "kairos_rule_fires_total", "Rules whose conditions all held.", ["rule_id"], registry=r
@@ -212,9 +243,8 @@ class Metrics:
             registry=r,
         )
         # Per message, a series is found by its labels once: ``labels()`` costs about as much
-        # as a rule's evaluation, and a message counts itself once per candidate rule.
+        # as a rule's evaluation.
         self.consumed_of = functools.cache(self.events_consumed.labels)
-        self.evaluations_of = functools.cache(self.rule_evaluations.labels)
         for table in ("customer_state", "rm_capacity"):
             self.state_cached.labels(table)
             for source in ("cached", "stored"):
@@ -238,7 +268,7 @@ class Metrics:
         Prometheus cannot tell a rule that never fired from a rule that is not deployed, and
         ``rate()`` over a series that appears mid-window misses its first increment.
         """
-        self.rule_evaluations.labels(rule_id)
+        self.rule_evaluations.declare(rule_id)
         self.rule_fires.labels(rule_id)
         self.rule_errors.labels(rule_id)
         for channel in channels:

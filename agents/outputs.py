@@ -98,9 +98,7 @@ class OutputEncoder:
         """
         metrics, topics = self.metrics, self.topics
         processed = Processed[CustomerState]()
-        evaluations_of = metrics.evaluations_of
-        for rule_id in verdict.evaluated:
-            evaluations_of(rule_id).inc()
+        metrics.rule_evaluations.count(verdict.evaluated)
         for failure in verdict.failures:
             # The error text stays in the decision record: it can quote an event's values.
             if failure.kind == "feature":
