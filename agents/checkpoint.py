@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 #: Seconds between "still waiting for the broker" warnings.
 SLOW_ACK_S = 5.0
-#: States a checkpoint encodes before it lets the agent and the fetcher run (~2 ms).
+#: States a checkpoint encodes and sends before it lets the agent and the fetcher run (~2 ms).
 ENCODE_SLICE = 50
 
 V = TypeVar("V")
@@ -347,24 +347,24 @@ class Checkpointer(Generic[V]):
     async def _complete(self, checkpoint: _Open, changes: dict[int, list[tuple[bytes, V]]]) -> None:
         """Encode and send the states, wait for every ack, store, let the offsets go.
 
-        Runs beside the agent, which decides the next batches meanwhile: the encoding (tens
-        of microseconds a customer) is done in slices, so a checkpoint of a thousand
+        Runs beside the agent, which decides the next batches meanwhile: encoding and
+        sending (tens of microseconds a customer) are done in slices, so a checkpoint of a thousand
         customers never holds the event loop — and the next event's contact — for tens of
         milliseconds at once.
         """
-        encode, send, encoded = self.state.codec.encode, self.send, 0
+        encode, send, topic, done = self.state.codec.encode, self.send, self.changelog_topic, 0
         records: dict[int, list[tuple[bytes, bytes]]] = {}
+        changelog: dict[int, list[Ack]] = {}
         for partition, items in changes.items():
             rows = records[partition] = []
+            acks = changelog[partition] = []
             for key, value in items:
-                rows.append((key, encode(value)))
-                encoded += 1
-                if encoded % ENCODE_SLICE == 0:
+                raw = encode(value)
+                rows.append((key, raw))
+                acks.append(await send(topic, key, raw, partition))
+                done += 1
+                if done % ENCODE_SLICE == 0:
                     await asyncio.sleep(0)
-        changelog: dict[int, list[Ack]] = {
-            partition: [await send(self.changelog_topic, k, v, partition) for k, v in rows]
-            for partition, rows in records.items()
-        }
         written = [ack for acks in changelog.values() for ack in acks]
         await wait_for_acks([*checkpoint.deliveries, *written], checkpoint.describe())
         for partition, acks in changelog.items():

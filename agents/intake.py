@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import operator
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -91,11 +92,10 @@ def in_time_order(events: list[Any]) -> list[Any]:
         runs.setdefault(event.message.tp, []).append(event)
     if len(runs) < 2:
         return events
-    return list(heapq.merge(*runs.values(), key=_timestamp))
+    return list(heapq.merge(*runs.values(), key=_TIMESTAMP))
 
 
-def _timestamp(event: Any) -> float:
-    return float(event.message.timestamp)
+_TIMESTAMP = operator.attrgetter("message.timestamp")
 
 
 def release(app: faust.App, events: Sequence[Any]) -> None:

@@ -62,7 +62,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -498,6 +498,37 @@ def _in_process(target: Callable[..., None], args: tuple[Any, ...]) -> Iterator[
             process.kill()
 
 
+async def _tail(
+    bootstrap: str, topic: str, fetch_wait_ms: int, positioned: Any, stop: Any
+) -> AsyncIterator[tuple[float, Any]]:
+    """Each record ``topic`` receives once positioned at its end, with when it arrived.
+
+    ``positioned`` is set once the consumer sits at the end (before anything is timed);
+    the records end when ``stop`` is set.
+    """
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        fetch_max_wait_ms=fetch_wait_ms,
+        auto_offset_reset="latest",
+    )
+    await consumer.start()
+    try:
+        while not consumer.assignment():
+            await consumer.getmany(timeout_ms=100)
+        for partition in consumer.assignment():
+            await consumer.position(partition)
+        positioned.set()
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=200)
+            now = time.time()
+            for records in batches.values():
+                for record in records:
+                    yield now, record
+    finally:
+        await consumer.stop()
+
+
 def pass_clicks(
     bootstrap: str, source: str, target: str, fetch_wait_ms: int, positioned: Any, stop: Any
 ) -> None:
@@ -508,31 +539,14 @@ def pass_clicks(
     """
 
     async def run() -> None:
-        consumer = AIOKafkaConsumer(
-            source,
-            bootstrap_servers=bootstrap,
-            fetch_max_wait_ms=fetch_wait_ms,
-            auto_offset_reset="latest",
-        )
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
-        await consumer.start()
         await producer.start()
         try:
-            while not consumer.assignment():
-                await consumer.getmany(timeout_ms=100)
-            for partition in consumer.assignment():
-                await consumer.position(partition)
-            positioned.set()
-            while not stop.is_set():
-                for records in (await consumer.getmany(timeout_ms=200)).values():
-                    for record in records:
-                        action = {"trigger_event_ids": [json.loads(record.value)["event_id"]]}
-                        await producer.send(
-                            target, key=record.key, value=json.dumps(action).encode()
-                        )
+            async for _, record in _tail(bootstrap, source, fetch_wait_ms, positioned, stop):
+                action = {"trigger_event_ids": [json.loads(record.value)["event_id"]]}
+                await producer.send(target, key=record.key, value=json.dumps(action).encode())
         finally:
             await producer.stop()
-            await consumer.stop()
 
     asyncio.run(run())
 
@@ -548,33 +562,11 @@ def watch_actions(
     """
 
     async def run() -> list[str]:
-        consumer = AIOKafkaConsumer(
-            topic,
-            bootstrap_servers=bootstrap,
-            fetch_max_wait_ms=fetch_wait_ms,
-            auto_offset_reset="latest",
-        )
-        await consumer.start()
-        lines: list[str] = []
-        try:
-            while not consumer.assignment():
-                await consumer.getmany(timeout_ms=100)
-            for partition in consumer.assignment():  # the end, before anything is timed
-                await consumer.position(partition)
-            positioned.set()
-            while not stop.is_set():
-                batches = await consumer.getmany(timeout_ms=200)
-                now = time.time()
-                for records in batches.values():
-                    for record in records:
-                        sent = record.timestamp / 1000
-                        lines += (
-                            f"{event_id}\t{now}\t{sent}"
-                            for event_id in json.loads(record.value)["trigger_event_ids"]
-                        )
-        finally:
-            await consumer.stop()
-        return lines
+        return [
+            f"{event_id}\t{now}\t{record.timestamp / 1000}"
+            async for now, record in _tail(bootstrap, topic, fetch_wait_ms, positioned, stop)
+            for event_id in json.loads(record.value)["trigger_event_ids"]
+        ]
 
     out.write_text("\n".join(asyncio.run(run())))
 
