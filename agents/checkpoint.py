@@ -42,8 +42,9 @@ log = logging.getLogger(__name__)
 
 #: Seconds between "still waiting for the broker" warnings.
 SLOW_ACK_S = 5.0
-#: States a checkpoint encodes and sends before it lets the agent and the fetcher run (~2 ms).
-ENCODE_SLICE = 50
+#: The longest a checkpoint holds the event loop before it lets the agent and the fetcher
+#: run: an event that arrives meanwhile waits at most this long for the checkpoint.
+SLICE_S = 0.002
 
 V = TypeVar("V")
 
@@ -347,14 +348,17 @@ class Checkpointer(Generic[V]):
     async def _complete(self, checkpoint: _Open, changes: dict[int, list[tuple[bytes, V]]]) -> None:
         """Encode and send the states, wait for every ack, store, let the offsets go.
 
-        Runs beside the agent, which decides the next batches meanwhile: encoding and
-        sending (tens of microseconds a customer) are done in slices, so a checkpoint of a thousand
-        customers never holds the event loop — and the next event's contact — for tens of
-        milliseconds at once.
+        Runs beside the agent, which decides the next batches meanwhile. Every step is done
+        in slices of at most ``SLICE_S``: encoding and sending (tens of microseconds a
+        customer), storing (a write batch per partition) and the batches' ``after`` calls
+        (metrics, timers and acknowledgements, ~15 µs an event). Unsliced, a checkpoint of a
+        thousand customers held the event loop — and every contact waiting behind it — for
+        15-65 ms at a time, twice a second at 2,000 events/s.
         """
-        encode, send, topic, done = self.state.codec.encode, self.send, self.changelog_topic, 0
+        encode, send, topic = self.state.codec.encode, self.send, self.changelog_topic
         records: dict[int, list[tuple[bytes, bytes]]] = {}
         changelog: dict[int, list[Ack]] = {}
+        slices = _Slices()
         for partition, items in changes.items():
             rows = records[partition] = []
             acks = changelog[partition] = []
@@ -362,18 +366,32 @@ class Checkpointer(Generic[V]):
                 raw = encode(value)
                 rows.append((key, raw))
                 acks.append(await send(topic, key, raw, partition))
-                done += 1
-                if done % ENCODE_SLICE == 0:
-                    await asyncio.sleep(0)
+                await slices.pause()
         written = [ack for acks in changelog.values() for ack in acks]
         await wait_for_acks([*checkpoint.deliveries, *written], checkpoint.describe())
         for partition, acks in changelog.items():
             offset = max(int(ack.result().offset) for ack in acks)  # aiokafka RecordMetadata
             self.store.write(partition, records[partition], offset)
+            await slices.pause()
         self.state.stored(changes)
         self.observe(time.perf_counter() - checkpoint.started)
-        for after in checkpoint.afters:
+        for after in checkpoint.afters:  # in order: each acknowledges its batch's messages
             after()
+            await slices.pause()
+
+
+class _Slices:
+    """Lets the event loop run other tasks once ``SLICE_S`` has passed since it last did."""
+
+    __slots__ = ("until",)
+
+    def __init__(self) -> None:
+        self.until = time.perf_counter() + SLICE_S
+
+    async def pause(self) -> None:
+        if time.perf_counter() >= self.until:
+            await asyncio.sleep(0)
+            self.until = time.perf_counter() + SLICE_S
 
 
 async def wait_for_acks(deliveries: Sequence[Ack], what: str) -> None:

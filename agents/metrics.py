@@ -6,13 +6,15 @@ series count is bounded by the ruleset, not by the customer base.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import functools
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
 
 from rules.engine import ACTION_PATHS
 from schemas.actions import Channel
@@ -67,6 +69,69 @@ class Tally:
         family = CounterMetricFamily(self.name, self.documentation, labels=[self.label])
         for value, count in self.counts.items():
             family.add_metric([value], count)
+        yield family
+
+
+#: How prometheus-client writes a bucket's ``le`` (untyped there).
+_bucket_label: Callable[[float], str] = floatToGoString
+
+
+class BulkHistogram:
+    """A histogram observed on the hot path without locks, rendered when scraped.
+
+    Each action is timed three ways once the broker has it (lateness, and latency since the
+    event occurred and since it was ingested). prometheus-client's ``Histogram`` costs a
+    ``labels()`` look-up under a lock, then a locked increment of a bucket and of the sum,
+    per observation: 9-11 µs an event in a busy worker, run in the checkpoint's completion
+    where every microsecond delays the next contact. Here an observation is a dict look-up,
+    a ``bisect`` and two additions; the cumulative buckets are summed at scrape time. The
+    exposition is the same as a ``Histogram``'s, without ``_created`` (a histogram family
+    exposed this way is as Prometheus reads any). One event loop, so no lock (as
+    :class:`Tally`).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labels: Sequence[str],
+        buckets: Sequence[float],
+        registry: CollectorRegistry,
+    ):
+        if list(buckets) != sorted(set(buckets)):
+            raise ValueError(f"{name}: buckets must be distinct and increasing: {buckets}")
+        self.name, self.documentation, self.labels = name, documentation, tuple(labels)
+        self.bounds = tuple(float(bound) for bound in buckets)
+        self._les = [_bucket_label(bound) for bound in self.bounds] + ["+Inf"]
+        #: label values -> [count per bucket (the last is +Inf), ..., the sum of amounts]
+        self._series: dict[tuple[str, ...], list[float]] = {}
+        registry.register(self)
+
+    def declare(self, *values: str) -> None:
+        """Show the series of ``values`` (one per label) at 0 until it is observed."""
+        self._at(values)
+
+    def observe(self, values: tuple[str, ...], amount: float) -> None:
+        series = self._series.get(values) or self._at(values)
+        series[bisect.bisect_left(self.bounds, amount)] += 1
+        series[-1] += amount
+
+    def _at(self, values: tuple[str, ...]) -> list[float]:
+        if len(values) != len(self.labels):
+            raise ValueError(f"{self.name}: {len(self.labels)} label values, got {values}")
+        return self._series.setdefault(values, [0] * (len(self.bounds) + 1) + [0.0])
+
+    def describe(self) -> Iterator[HistogramMetricFamily]:
+        yield HistogramMetricFamily(self.name, self.documentation, labels=self.labels)
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labels)
+        for values, series in self._series.items():
+            counts, cumulative, buckets = series[:-1], 0.0, []
+            for le, count in zip(self._les, counts, strict=True):
+                cumulative += count
+                buckets.append((le, cumulative))
+            family.add_metric(list(values), buckets, sum_value=series[-1])
         yield family
 
 
@@ -143,22 +208,22 @@ class Metrics:
             ["reason", "rule_id"],
             registry=r,
         )
-        self.decision_latency = Histogram(
+        self.decision_latency = BulkHistogram(
             "kairos_decision_latency_seconds",
             "Time from an event (occurred_at, or broker ingest) to its action being produced.",
             ["since"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+            LATENCY_BUCKETS,
+            r,
         )
-        self.action_lateness = Histogram(
+        self.action_lateness = BulkHistogram(
             "kairos_action_lateness_seconds",
             "From when an action was due to its being produced, by channel and path: direct "
             "(due at its event), timer (a wait, wave or window; due when it fires), deferred "
             "(quiet hours, an RM's next working day; due when the deferral ends) and rm_queue "
             "(through the RM capacity queue; due when it was before it queued).",
             ["channel", "path"],
-            buckets=LATENESS_BUCKETS,
-            registry=r,
+            LATENESS_BUCKETS,
+            r,
         )
         self.ruleset = Info("kairos_ruleset", "The ruleset version in force.", registry=r)
         self.ruleset_swaps = Counter(
@@ -255,7 +320,7 @@ class Metrics:
             self.rm_capacity.labels(outcome)
         for channel in Channel:  # every path present from the start: 12 bounded series
             for path in ACTION_PATHS:
-                self.action_lateness.labels(channel.value, path)
+                self.action_lateness.declare(channel.value, path)
         for event_type in EVENT_TYPES:  # a worker that saw no late or repeated event reads 0
             self.events_late.labels(event_type)
             self.events_duplicate.labels(event_type)

@@ -186,18 +186,19 @@ class EventProcessor:
         leave from a timer, a deferral or the RM queue are measured too.
         """
         now = self.clock()
+        lateness, latency = self.metrics.action_lateness, self.metrics.decision_latency
         for due in processed.due_actions:
-            self.metrics.action_lateness.labels(due.channel, due.path).observe(
-                max((now - due.due_at).total_seconds(), 0.0)
-            )
-        for occurred_at, ingested in processed.actions_from:
-            self.metrics.decision_latency.labels("occurred").observe(
-                max((now - occurred_at).total_seconds(), 0.0)
-            )
-            if ingested is not None:
-                self.metrics.decision_latency.labels("ingested").observe(
-                    max(now.timestamp() - ingested, 0.0)
-                )
+            lateness.observe((due.channel, due.path), max((now - due.due_at).total_seconds(), 0.0))
+        if processed.actions_from:
+            now_s = now.timestamp()
+            for occurred_at, ingested in processed.actions_from:
+                latency.observe(_OCCURRED, max(now_s - occurred_at.timestamp(), 0.0))
+                if ingested is not None:
+                    latency.observe(_INGESTED, max(now_s - ingested, 0.0))
+
+
+#: ``kairos_decision_latency_seconds``'s two series: since the event occurred, since ingest.
+_OCCURRED, _INGESTED = ("occurred",), ("ingested",)
 
 
 def _failed(message: InputMessage, exc: Exception, error_type: str) -> InvalidEventError:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -275,5 +277,47 @@ def test_a_checkpoint_over_an_interval_writes_a_customer_changed_twice_once() ->
         assert done == [0, 1] and store.offsets == {0: 0}
         stored = CUSTOMER_STATES.decode(store.partitions[0][b"C1"])
         assert stored.event_counts == {"drop_off": 1}
+
+    asyncio.run(scenario())
+
+
+def test_a_checkpoint_lets_the_agent_run_between_its_slices(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Encoding, sending and the batches' ``after`` calls never hold the loop all at once."""
+    monkeypatch.setattr("agents.checkpoint.SLICE_S", 0.0)  # every step is a slice of its own
+
+    async def scenario() -> None:
+        store, broker = MemoryStore(), Broker()
+        state = TableState(store, CUSTOMER_STATES, capacity=100)
+        checkpoints = Checkpointer(state, store, CHANGELOG, broker.send, interval_s=60)
+        processor = EventProcessor(TOPICS, ruleset_from(IMMEDIATE_RULES), Metrics())
+        seen: list[str] = []
+        for batch, customer in enumerate((b"C1", b"C2", b"C3")):
+            message = _message(TOPICS.profile, profile(customer.decode()), batch, key=customer)
+            outputs = _decide(processor, state, [message])
+            after = functools.partial(seen.append, f"after {batch}")
+            await checkpoints.submit(outputs, str(batch), after)
+        changelog_sends: list[int] = []
+
+        async def agent() -> None:  # what else wants the loop: the agent, the fetcher
+            while True:
+                changelog_sends.append([t for t, _, _ in broker.sent].count(CHANGELOG))
+                seen.append("agent")
+                await asyncio.sleep(0)
+
+        running = asyncio.ensure_future(agent())
+        flushed = asyncio.ensure_future(checkpoints.flush())
+        while not broker.pending or len([t for t, _, _ in broker.sent if t == CHANGELOG]) < 3:
+            await asyncio.sleep(0)
+        broker.acknowledge()
+        await flushed
+        running.cancel()
+        assert {1, 2} <= set(changelog_sends), "the agent ran between the states' encodes"
+        afters = [i for i, what in enumerate(seen) if what.startswith("after")]
+        assert [seen[i] for i in afters] == ["after 0", "after 1", "after 2"], "in order"
+        assert all("agent" in seen[a:b] for a, b in itertools.pairwise(afters)), (
+            "the agent ran between one batch's acknowledgements and the next's"
+        )
 
     asyncio.run(scenario())

@@ -35,7 +35,7 @@ def scrape() -> Iterator[str]:
     )
     metrics.declare_rule("loan-dropoff-digital-nudge", ["push", "sms"], holdout=True, goal=True)
     metrics.actions.labels("push", "loan-dropoff-digital-nudge").inc()
-    metrics.decision_latency.labels("ingested").observe(0.05)
+    metrics.decision_latency.observe(("ingested",), 0.05)
     metrics.ruleset.info({"version": "rs-1"})
     yield generate_latest(metrics.registry).decode()
     enable_created_metrics()  # the switch is process-wide: leave other tests the default
