@@ -19,7 +19,12 @@ from faust.types import StreamT
 
 from app.settings import Settings
 from app.worker import create_app, faust_fixes
-from app.worker.faust_app import Worker, freeze_startup_objects, tune_garbage_collector
+from app.worker.faust_app import (
+    Worker,
+    collect_old_garbage,
+    freeze_startup_objects,
+    tune_garbage_collector,
+)
 from schemas.topics import TopicNames
 
 
@@ -71,5 +76,6 @@ if __name__ == "__main__":
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     app = build(settings)
     if as_kairos:
+        collect_old_garbage(app, settings.gc_full_interval_s)
         freeze_startup_objects()
     Worker(app, loglevel="warning", quiet=True).execute_from_commandline()

@@ -18,6 +18,7 @@ from app.settings import Settings
 from app.worker import web
 from app.worker.faust_app import (
     Worker,
+    collect_old_garbage,
     create_app,
     freeze_startup_objects,
     tune_garbage_collector,
@@ -49,6 +50,7 @@ def build(settings: Settings) -> tuple[faust.App, Metrics]:
     installed = pipeline.install(app, config, ruleset, metrics, clock_from(settings), health)
     rules_watcher.install(app, config, installed.processor, metrics)
     _install_worker_gauges(app, settings, metrics)
+    collect_old_garbage(app, settings.gc_full_interval_s)
     web.install(
         app,
         metrics,

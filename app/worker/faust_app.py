@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import gc
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
 
 from app.settings import Settings
 from app.worker import faust_fixes, tansu_compat
+
+log = logging.getLogger(__name__)
 
 #: Bytes a producer batch per partition may hold: a checkpoint's state records and outputs
 #: go out in a few requests instead of hundreds.
@@ -67,18 +71,52 @@ def create_app(settings: Settings) -> faust.App:
     return faust.App(settings.app_id, **faust_settings(settings))
 
 
-def tune_garbage_collector(young_threshold: int) -> None:
-    """Collect the young generation every ``young_threshold`` allocations, not Python's 700.
+#: A threshold no count reaches: the older generations are collected only on purpose.
+NEVER = 2**31 - 1
 
-    A worker holds many long-lived objects — every cached customer state is a few hundred
-    of them — and allocates fast while it decides. At Python's defaults, young collections
-    ran every 700 allocations and the full ones that follow walked the whole cache: a fifth
-    of a busy worker's time (its rate rose by 20-35 % with 50,000, measured in
-    ``bench/RESULTS.md``). Kairos's objects rarely form cycles, so garbage is still freed at
-    once by reference counting; only cycles wait longer. Objects alive at start-up (modules,
-    the ruleset) are frozen out of collection altogether by :func:`freeze_startup_objects`.
+
+def tune_garbage_collector(young_threshold: int) -> None:
+    """Collect the young generation every ``young_threshold`` allocations, the old ones never.
+
+    A worker's live set is young: every event replaces its customer's state, so the states
+    of everyone active in the last second or so are new objects, each a few hundred. A
+    collection walks every object of its generations, at about a microsecond each here:
+
+    * Python's defaults (700, 10, 10) walked that set over and over — a fifth of a busy
+      worker's time;
+    * (50,000, 20, 100) made young collections rare but each one walked ~100,000 objects:
+      60-100 ms with the event loop stopped, every few seconds at 1,500 contacts/s, which
+      made the latency's tail;
+    * 5,000 young with generation 1 still on its count made young pauses ~7 ms but each
+      generation-1 collection (every 3 s) walked the live set again: 48-69 ms.
+
+    So young collections stay short, and what survives one is left alone: nothing but
+    reference cycles needs a collector (reference counting frees the rest at once), and the
+    few cycles that age are freed by :func:`collect_old_garbage` on a timer. Objects alive
+    at start-up (modules, the ruleset) are frozen out of collection by
+    :func:`freeze_startup_objects`.
     """
-    gc.set_threshold(young_threshold, 20, 100)
+    gc.set_threshold(young_threshold, NEVER, NEVER)
+
+
+def collect_old_garbage(app: faust.App, interval_s: float) -> Callable[[], Awaitable[None]]:
+    """Every ``interval_s``, one full collection: frees reference cycles among old objects.
+
+    One pause the length of a walk of the live set (tens of milliseconds for thousands of
+    active customers), minutes apart, instead of one every few seconds.
+    """
+
+    async def collect_every_generation() -> None:
+        started = time.perf_counter()
+        freed = gc.collect()
+        log.debug(
+            "Full garbage collection: %d unreachable objects in %.1f ms",
+            freed,
+            (time.perf_counter() - started) * 1000,
+        )
+
+    app.timer(interval_s, name="collect_old_garbage")(collect_every_generation)
+    return collect_every_generation
 
 
 def freeze_startup_objects() -> None:

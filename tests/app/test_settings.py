@@ -97,14 +97,45 @@ def test_env_name_follows_the_prefix() -> None:
 def test_the_workers_garbage_collector_settings_apply_and_freeze_what_is_alive() -> None:
     import gc
 
-    from app.worker.faust_app import freeze_startup_objects, tune_garbage_collector
+    from app.worker.faust_app import NEVER, freeze_startup_objects, tune_garbage_collector
 
     before = gc.get_threshold()
     try:
         tune_garbage_collector(Settings().gc_threshold)
-        assert gc.get_threshold() == (50_000, 20, 100)
+        young, older, oldest = gc.get_threshold()
+        assert young == 5_000 and older == oldest == NEVER, "old generations only on a timer"
         freeze_startup_objects()
         assert gc.get_freeze_count() > 0, "start-up objects are out of every collection"
     finally:
         gc.unfreeze()
+        gc.set_threshold(*before)
+
+
+def test_a_cycle_that_outlived_a_young_collection_is_freed_by_the_full_one() -> None:
+    import asyncio
+    import gc
+    import weakref
+
+    import faust
+
+    from app.worker.faust_app import collect_old_garbage, tune_garbage_collector
+
+    class Node:
+        pass
+
+    before = gc.get_threshold()
+    try:
+        tune_garbage_collector(700)
+        node = Node()
+        node.itself = node  # type: ignore[attr-defined]  # a reference cycle
+        alive = weakref.ref(node)
+        gc.collect(0)  # it survives a young collection: older now
+        del node
+        for _ in range(3):
+            gc.collect(0)
+        assert alive() is not None, "young collections leave older garbage alone"
+        collect = collect_old_garbage(faust.App("gc-test", broker="memory://"), 300.0)
+        asyncio.run(collect())
+        assert alive() is None, "the timer's full collection freed it"
+    finally:
         gc.set_threshold(*before)
