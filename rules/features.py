@@ -30,7 +30,7 @@ from rules.language.expression_types import (
     FieldType,
 )
 from rules.language.spec import FeatureSpec
-from rules.state_update import evolve
+from schemas.copying import evolve
 from schemas.state import DISTINCT_VALUES_PER_BUCKET, FeatureState
 
 #: Bucket widths a default is chosen from (seconds): nice units, so buckets align to clocks.

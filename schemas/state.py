@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.actions import Channel
+from schemas.copying import evolve
 from schemas.decisions import Decision, Outcome, Reason
 from schemas.events import Event
 from schemas.feedback import ContactStatus
@@ -170,8 +171,8 @@ class CustomerState(BaseModel):
         """The same state, remembering ``decisions`` among its latest few."""
         if not decisions:
             return self
-        notes = [
-            DecisionNote(
+        notes = [  # from validated decisions: constructed, not validated again
+            DecisionNote.model_construct(
                 decision_id=d.decision_id,
                 rule_id=d.rule_id,
                 rule_version=d.rule_version,
@@ -183,4 +184,4 @@ class CustomerState(BaseModel):
             for d in decisions
         ]
         recent = [*self.recent_decisions, *notes][-RECENT_DECISIONS:]
-        return self.model_copy(update={"recent_decisions": recent})
+        return evolve(self, {"recent_decisions": recent})

@@ -14,8 +14,9 @@ from rules.engine.moment import Moment
 from rules.engine.verdict import DEFAULT_OPTIONS, EngineOptions, Fired, Verdict, evidence
 from rules.engine.windows import update_features
 from rules.ruleset import CompiledRule, Ruleset
-from rules.state_update import apply_profile, event_fingerprint, event_update, evolve, new_state
+from rules.state_update import apply_profile, event_fingerprint, event_update, new_state
 from schemas.capacity import RmReply
+from schemas.copying import evolve
 from schemas.events import Event
 from schemas.feedback import Feedback
 from schemas.profile import CustomerProfile

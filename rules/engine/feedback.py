@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 from rules.engine import outcomes, timers, waves
-from rules.state_update import evolve
+from schemas.copying import evolve
 from schemas.feedback import STATUS_RANK, Feedback, FeedbackStatus, action_ref
 from schemas.ids import fingerprint
 from schemas.state import RECENT_EVENT_IDS

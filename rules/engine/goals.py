@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 from rules.engine import waves
 from rules.engine.verdict import RuleFailure, digest, failure_text, holds
 from rules.ruleset import CompiledRule
-from rules.state_update import evolve
 from schemas.conversions import Conversion
+from schemas.copying import evolve
 from schemas.decisions import Decision, Outcome
 from schemas.events import Event
 from schemas.state import PENDING_GOALS, PendingGoal

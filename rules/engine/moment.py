@@ -30,10 +30,10 @@ from rules.engine.verdict import (
 from rules.features import FeatureView
 from rules.policy import remember_contact
 from rules.ruleset import CompiledRule, Ruleset
-from rules.state_update import evolve
 from schemas.actions import Action, Channel, derive_action_id
 from schemas.capacity import RmRequest
 from schemas.conversions import Conversion
+from schemas.copying import evolve
 from schemas.decisions import Decision, Outcome, Reason
 from schemas.events import Event
 from schemas.feedback import action_ref

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rules.engine.windows import feed
-from rules.state_update import evolve
+from schemas.copying import evolve
 from schemas.feedback import ENGAGED, IGNORED, SETTLING, ContactOutcome
 from schemas.state import ContactRecord
 

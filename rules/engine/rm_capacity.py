@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING
 
 from rules.engine.arbitration import settle
 from rules.engine.verdict import ActionTiming, Fired, TimerChange, evidence
-from rules.state_update import evolve
 from schemas.actions import Action, Channel
 from schemas.capacity import RmReply, RmRequest
+from schemas.copying import evolve
 from schemas.decisions import Decision, Outcome, Reason
 from schemas.events import Event
 from schemas.state import DecisionNote

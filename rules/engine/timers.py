@@ -25,7 +25,7 @@ from rules.engine.verdict import (
     timer_timing,
 )
 from rules.ruleset import CompiledPattern, CompiledRule
-from rules.state_update import evolve
+from schemas.copying import evolve
 from schemas.decisions import Outcome, Reason
 from schemas.events import Event
 from schemas.state import PendingTimer

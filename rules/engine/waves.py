@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from rules.engine.arbitration import settle
 from rules.engine.verdict import ActionTiming, Fired, TimerChange, evidence
 from rules.ruleset import CompiledRule
-from rules.state_update import evolve
+from schemas.copying import evolve
 from schemas.decisions import Outcome, Reason
 from schemas.events import Event
 from schemas.feedback import Feedback

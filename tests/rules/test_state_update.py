@@ -12,9 +12,9 @@ from rules.state_update import (
     apply_profile,
     event_fingerprint,
     event_update,
-    evolve,
     new_state,
 )
+from schemas.copying import evolve
 from schemas.events import AppClick
 from schemas.profile import CustomerProfile
 from schemas.state import RECENT_EVENT_IDS, CustomerState, FeatureState
