@@ -35,6 +35,9 @@ LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 #: Seconds a checkpoint waits for the broker and RocksDB: milliseconds when healthy.
 CHECKPOINT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
 
+#: Seconds a full garbage collection stops the worker: ~1 µs per live object.
+GC_FULL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
 #: Seconds an action leaves after it was due: a tick on time is under the scheduler's 1 s
 #: interval, an RM queue hop a few seconds, a worker catching up minutes to an hour.
 LATENESS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0)
@@ -300,6 +303,13 @@ class Metrics:
             "kairos_checkpoint_seconds",
             "From a batch's outputs and state sent to their acknowledgement and storage.",
             buckets=CHECKPOINT_BUCKETS,
+            registry=r,
+        )
+        self.gc_full = Histogram(
+            "kairos_gc_full_seconds",
+            "Full garbage collections (every KAIROS_GC_FULL_INTERVAL_S), each a pause of the "
+            "worker that walks every live object.",
+            buckets=GC_FULL_BUCKETS,
             registry=r,
         )
         self.ready = Gauge(

@@ -188,7 +188,8 @@ class Settings(BaseSettings):
         default=300.0,
         ge=1,
         description="Seconds between full garbage collections, which free reference cycles "
-        "among older objects: one pause of tens of milliseconds, minutes apart.",
+        "among older objects: one pause of about a microsecond per live object (0.1-0.2 s "
+        "for 2,000 busy customers), minutes apart; kairos_gc_full_seconds shows each.",
     )
     checkpoint_interval_s: float = Field(
         default=0.5,

@@ -50,7 +50,7 @@ def build(settings: Settings) -> tuple[faust.App, Metrics]:
     installed = pipeline.install(app, config, ruleset, metrics, clock_from(settings), health)
     rules_watcher.install(app, config, installed.processor, metrics)
     _install_worker_gauges(app, settings, metrics)
-    collect_old_garbage(app, settings.gc_full_interval_s)
+    collect_old_garbage(app, settings.gc_full_interval_s, metrics.gc_full.observe)
     web.install(
         app,
         metrics,

@@ -99,21 +99,23 @@ def tune_garbage_collector(young_threshold: int) -> None:
     gc.set_threshold(young_threshold, NEVER, NEVER)
 
 
-def collect_old_garbage(app: faust.App, interval_s: float) -> Callable[[], Awaitable[None]]:
+def collect_old_garbage(
+    app: faust.App, interval_s: float, observe: Callable[[float], None] = lambda seconds: None
+) -> Callable[[], Awaitable[None]]:
     """Every ``interval_s``, one full collection: frees reference cycles among old objects.
 
-    One pause the length of a walk of the live set (tens of milliseconds for thousands of
-    active customers), minutes apart, instead of one every few seconds.
+    One pause that walks every live object, about a microsecond each (0.1-0.2 s with 2,000
+    busy customers' contact histories; longer for a larger state cache), minutes apart
+    instead of a walk of the live set every few seconds. ``observe`` is told its seconds
+    (``kairos_gc_full_seconds``).
     """
 
     async def collect_every_generation() -> None:
         started = time.perf_counter()
         freed = gc.collect()
-        log.debug(
-            "Full garbage collection: %d unreachable objects in %.1f ms",
-            freed,
-            (time.perf_counter() - started) * 1000,
-        )
+        seconds = time.perf_counter() - started
+        observe(seconds)
+        log.debug("Full garbage collection: %d unreachable in %.1f ms", freed, seconds * 1e3)
 
     app.timer(interval_s, name="collect_old_garbage")(collect_every_generation)
     return collect_every_generation

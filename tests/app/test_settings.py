@@ -134,8 +134,10 @@ def test_a_cycle_that_outlived_a_young_collection_is_freed_by_the_full_one() -> 
         for _ in range(3):
             gc.collect(0)
         assert alive() is not None, "young collections leave older garbage alone"
-        collect = collect_old_garbage(faust.App("gc-test", broker="memory://"), 300.0)
-        asyncio.run(collect())
+        pauses: list[float] = []
+        app = faust.App("gc-test", broker="memory://")
+        asyncio.run(collect_old_garbage(app, 300.0, pauses.append)())
         assert alive() is None, "the timer's full collection freed it"
+        assert len(pauses) == 1 and pauses[0] > 0, "and its pause is measured"
     finally:
         gc.set_threshold(*before)
