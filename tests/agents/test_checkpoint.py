@@ -60,6 +60,24 @@ class Broker:
                 ack.set_exception(RuntimeError("broker said no"))
 
 
+def _customers(
+    interval_s: float = 0.0,
+) -> tuple[
+    MemoryStore, Broker, TableState[CustomerState], Checkpointer[CustomerState], EventProcessor
+]:
+    """A customer-state layer and its checkpoints over an in-memory store and broker."""
+    store, broker = MemoryStore(), Broker()
+    state = TableState(store, CUSTOMER_STATES, capacity=100)
+    checkpoints = Checkpointer(state, store, CHANGELOG, broker.send, interval_s=interval_s)
+    return (
+        store,
+        broker,
+        state,
+        checkpoints,
+        EventProcessor(TOPICS, ruleset_from(IMMEDIATE_RULES), Metrics()),
+    )
+
+
 def _message(topic: str, value: dict[str, object], offset: int, key: bytes = b"C1") -> InputMessage:
     raw = json.dumps(value).encode()
     return InputMessage(topic=topic, partition=0, offset=offset, key=key, value=raw)
@@ -79,10 +97,7 @@ def _decide(
 
 def test_a_checkpoint_stores_state_only_after_every_record_is_acknowledged() -> None:
     async def scenario() -> None:
-        store, broker = MemoryStore(), Broker()
-        state = TableState(store, CUSTOMER_STATES, capacity=100)
-        checkpoints = Checkpointer(state, store, CHANGELOG, broker.send)
-        processor = EventProcessor(TOPICS, ruleset_from(IMMEDIATE_RULES), Metrics())
+        store, broker, state, checkpoints, processor = _customers()
         batch = [
             _message(TOPICS.profile, profile("C1"), 0),
             _message(TOPICS.drop_off, drop_off("C1", step=4), 1),
@@ -111,10 +126,7 @@ def test_a_checkpoint_stores_state_only_after_every_record_is_acknowledged() -> 
 
 def test_the_next_batch_is_decided_while_the_previous_waits_and_they_complete_in_order() -> None:
     async def scenario() -> None:
-        store, broker = MemoryStore(), Broker()
-        state = TableState(store, CUSTOMER_STATES, capacity=100)
-        checkpoints = Checkpointer(state, store, CHANGELOG, broker.send)
-        processor = EventProcessor(TOPICS, ruleset_from(IMMEDIATE_RULES), Metrics())
+        store, broker, state, checkpoints, processor = _customers()
         done: list[int] = []
         first = _decide(processor, state, [_message(TOPICS.profile, profile("C1"), 0)])
         await checkpoints.submit(first, "1", lambda: done.append(1))
@@ -252,10 +264,7 @@ def test_deciding_never_changes_the_cached_state_it_read() -> None:
 
 def test_a_checkpoint_over_an_interval_writes_a_customer_changed_twice_once() -> None:
     async def scenario() -> None:
-        store, broker = MemoryStore(), Broker()
-        state = TableState(store, CUSTOMER_STATES, capacity=100)
-        checkpoints = Checkpointer(state, store, CHANGELOG, broker.send, interval_s=3600)
-        processor = EventProcessor(TOPICS, ruleset_from(IMMEDIATE_RULES), Metrics())
+        store, broker, state, checkpoints, processor = _customers(interval_s=3600)
         done: list[int] = []
         for n, message in enumerate(
             [
@@ -288,10 +297,7 @@ def test_a_checkpoint_lets_the_agent_run_between_its_slices(
     monkeypatch.setattr("agents.checkpoint.SLICE_S", 0.0)  # every step is a slice of its own
 
     async def scenario() -> None:
-        store, broker = MemoryStore(), Broker()
-        state = TableState(store, CUSTOMER_STATES, capacity=100)
-        checkpoints = Checkpointer(state, store, CHANGELOG, broker.send, interval_s=60)
-        processor = EventProcessor(TOPICS, ruleset_from(IMMEDIATE_RULES), Metrics())
+        _, broker, state, checkpoints, processor = _customers(interval_s=60)
         seen: list[str] = []
         for batch, customer in enumerate((b"C1", b"C2", b"C3")):
             message = _message(TOPICS.profile, profile(customer.decode()), batch, key=customer)
