@@ -80,6 +80,18 @@ async def batches(
             yield in_time_order(current)
 
 
+def still_current(app: faust.App, generation: int) -> bool:
+    """Whether a batch taken in ``generation`` may still be decided: no rebalance began since.
+
+    An agent that lets the loop run in the middle of a batch asks this before it goes on.
+    A rebalance suspends flow control first, then moves the generation; the rest of the
+    batch is then left undecided and unacknowledged, as :func:`batches` leaves a message
+    fetched before a rebalance: its partition's owner fetches it again from the committed
+    offset (Faust does not wait for it: ``stream_wait_empty`` is off).
+    """
+    return app.flow_control.is_active() and app.consumer_generation_id == generation
+
+
 def in_time_order(events: list[Any]) -> list[Any]:
     """``events`` merged by record timestamp, each partition's own order kept.
 

@@ -227,6 +227,7 @@ def install(
                     if layer.generation != app.consumer_generation_id:
                         await checkpoints.flush()  # partitions moved: re-read what is stored
                         layer.forget(app.consumer_generation_id)
+                    generation = app.consumer_generation_id
                     first, decided = 0, []
                     until = time.perf_counter() + DECIDE_SLICE_S
                     for index, event in enumerate(events, 1):
@@ -240,8 +241,11 @@ def install(
                             await submit(checkpoints, events[first:index], decided)
                             await asyncio.sleep(0)  # the producer sends it, the fetcher runs
                             first, decided = index, []
+                            if not intake.still_current(app, generation):
+                                break  # a rebalance began: the rest is fetched again
                             until = time.perf_counter() + DECIDE_SLICE_S
-                    await submit(checkpoints, events[first:], decided)
+                    if decided:
+                        await submit(checkpoints, events[first:], decided)
                     cached, read = layer.take_read_counts()
                     metrics.state_reads.labels(table.name, "cached").inc(cached)
                     metrics.state_reads.labels(table.name, "stored").inc(read)

@@ -105,6 +105,13 @@ def test_messages_fetched_before_a_rebalance_are_not_decided_nor_acknowledged() 
     asyncio.run(scenario())
 
 
+def test_a_batch_half_decided_when_a_rebalance_begins_is_not_decided_further() -> None:
+    """The agent asks between its slices: suspended flow or a new generation means stop."""
+    assert intake.still_current(_app(generation=3), 3)
+    assert not intake.still_current(_app(generation=3, active=False), 3), "rebalance began"
+    assert not intake.still_current(_app(generation=4), 3), "partitions were reassigned"
+
+
 def test_a_channel_ended_by_a_stopping_worker_ends_the_batches_cleanly() -> None:
     class Ending(Channel):
         def __init__(self) -> None:
