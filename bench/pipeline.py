@@ -698,12 +698,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if p99 is not None:
                     p99s.append(p99)
             if len(p99s) > 1:
-                ours, floor = (statistics.median(values) for values in zip(*p99s, strict=True))
+                ours, floor = zip(*p99s, strict=True)
                 print(
-                    f"Fetch wait {wait} ms, {len(p99s)} runs: median p99 {ours * 1000:.0f} ms "
-                    f"(each {', '.join(f'{k * 1000:.0f}' for k, _ in p99s)}); the raw client's "
-                    f"median p99 {floor * 1000:.0f} ms (each "
-                    f"{', '.join(f'{f * 1000:.0f}' for _, f in p99s)})"
+                    f"Fetch wait {wait} ms, {len(p99s)} runs: median p99 "
+                    f"{_ms(statistics.median(ours))} (each {', '.join(map(_ms, ours))}); the raw "
+                    f"client's median p99 {_ms(statistics.median(floor))} (each "
+                    f"{', '.join(map(_ms, floor))})"
                 )
     return 0
 
@@ -742,25 +742,31 @@ def _latency_run(
         return None
     print(
         f"Latency at {rate:,.0f} events/s ({args.latency_fraction:g} of that), "
-        f"{len(delays):,} actions: "
-        f"p50 {_percentile(delays, 0.5) * 1000:.0f} ms, "
-        f"p99 {_percentile(delays, 0.99) * 1000:.0f} ms, "
-        f"max {delays[-1] * 1000:.0f} ms; of which to the worker's send "
-        f"p50 {_percentile(to_send, 0.5) * 1000:.0f} ms, "
-        f"p99 {_percentile(to_send, 0.99) * 1000:.0f} ms"
+        f"{len(delays):,} actions: {_delays(delays, to_send)}"
     )
     _, _, floor, floor_send = latency(
         broker, work, rules, args.latency_seconds, fetch_wait_ms=wait, raw_at=rate, run=run
     )
     print(
         f"The raw client's hop at the same rate (aiokafka in, straight out, same "
-        f"fetch wait and linger): p50 {_percentile(floor, 0.5) * 1000:.0f} ms, "
-        f"p99 {_percentile(floor, 0.99) * 1000:.0f} ms, "
-        f"max {floor[-1] * 1000:.0f} ms; to its send "
-        f"p50 {_percentile(floor_send, 0.5) * 1000:.0f} ms, "
-        f"p99 {_percentile(floor_send, 0.99) * 1000:.0f} ms"
+        f"fetch wait and linger): {_delays(floor, floor_send)}"
     )
     return _percentile(delays, 0.99), _percentile(floor, 0.99) if floor else float("nan")
+
+
+def _delays(delays: list[float], to_send: list[float]) -> str:
+    """p50, p99 and max of sorted delays, and p50 and p99 of the part up to the send."""
+    if not delays:
+        return "no action observed"
+    return (
+        f"p50 {_ms(_percentile(delays, 0.5))}, p99 {_ms(_percentile(delays, 0.99))}, "
+        f"max {_ms(delays[-1])}; of which to the send p50 {_ms(_percentile(to_send, 0.5))}, "
+        f"p99 {_ms(_percentile(to_send, 0.99))}"
+    )
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
 
 
 if __name__ == "__main__":
