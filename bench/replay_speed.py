@@ -14,7 +14,8 @@ in memory, then timed separately
   difference is what hearing back costs per input event (the reports, the contact
   statuses, the waves they end or send).
 
-Every pass is repeated and the median reported, per wall second and per CPU second of this
+The garbage collector is tuned as ``kairos backtest`` tunes it (``app.garbage``). Every
+pass is repeated and the median reported, per wall second and per CPU second of this
 process (the machine is shared: the CPU figure is the steadier one). The script also
 prints a SHA-256 digest of everything the engine produced — each verdict's actions,
 decisions, timer changes, wake-up time, conversions, RM requests, failures and flags, and
@@ -44,6 +45,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from app.garbage import tune_for_batch
 from app.settings import EXAMPLE_RULES
 from app.synthetic import SyntheticConfig, traffic
 from rules.engine import Verdict
@@ -256,6 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--profile", type=int, default=0, help="cProfile (b); print top N")
     args = parser.parse_args(argv)
 
+    tune_for_batch()  # as `kairos backtest` runs
     ruleset = build_ruleset(args.generated_rules)
     work = build_workload(args.customers, args.days, args.seed)
     pack = f"{args.generated_rules} generated rules" if args.generated_rules else "example pack"

@@ -17,14 +17,10 @@ import os
 import faust
 from faust.types import StreamT
 
+from app.garbage import freeze_startup_objects, tune_garbage_collector
 from app.settings import Settings
 from app.worker import create_app, faust_fixes
-from app.worker.faust_app import (
-    Worker,
-    collect_old_garbage,
-    freeze_startup_objects,
-    tune_garbage_collector,
-)
+from app.worker.faust_app import Worker, collect_old_garbage
 from schemas.topics import TopicNames
 
 

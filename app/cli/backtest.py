@@ -80,6 +80,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         run_backtest,
     )
     from app.backtest.output import write_report_files
+    from app.garbage import tune_for_batch
     from app.kafka import bootstrap_servers
     from app.settings import load_settings
     from rules.offline.compare import compare
@@ -96,6 +97,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
             until=args.until,
             timeout=reach_broker(bootstrap, args.timeout),
         )
+    tune_for_batch()  # a batch job: throughput, not pauses (7-8 % of a replay otherwise)
     try:
         run = run_backtest(
             args.rules,

@@ -13,16 +13,11 @@ from agents.clock import Clock, utc_now, warped
 from agents.config import RuntimeConfig
 from agents.health import AgentHealth
 from agents.metrics import Metrics
+from app.garbage import freeze_startup_objects, tune_garbage_collector
 from app.kafka import bootstrap_servers, startup_ruleset
 from app.settings import Settings
 from app.worker import web
-from app.worker.faust_app import (
-    Worker,
-    collect_old_garbage,
-    create_app,
-    freeze_startup_objects,
-    tune_garbage_collector,
-)
+from app.worker.faust_app import Worker, collect_old_garbage, create_app
 from app.worker.faust_sensor import faust_monitor
 from app.worker.gauges import WorkerGauges, rocksdb_sizes
 from app.worker.lag import ConsumerLagProbe

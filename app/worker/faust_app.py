@@ -71,34 +71,6 @@ def create_app(settings: Settings) -> faust.App:
     return faust.App(settings.app_id, **faust_settings(settings))
 
 
-#: A threshold no count reaches: the older generations are collected only on purpose.
-NEVER = 2**31 - 1
-
-
-def tune_garbage_collector(young_threshold: int) -> None:
-    """Collect the young generation every ``young_threshold`` allocations, the old ones never.
-
-    A worker's live set is young: every event replaces its customer's state, so the states
-    of everyone active in the last second or so are new objects, each a few hundred. A
-    collection walks every object of its generations, at about a microsecond each here:
-
-    * Python's defaults (700, 10, 10) walked that set over and over — a fifth of a busy
-      worker's time;
-    * (50,000, 20, 100) made young collections rare but each one walked ~100,000 objects:
-      60-100 ms with the event loop stopped, every few seconds at 1,500 contacts/s, which
-      made the latency's tail;
-    * 5,000 young with generation 1 still on its count made young pauses ~7 ms but each
-      generation-1 collection (every 3 s) walked the live set again: 48-69 ms.
-
-    So young collections stay short, and what survives one is left alone: nothing but
-    reference cycles needs a collector (reference counting frees the rest at once), and the
-    few cycles that age are freed by :func:`collect_old_garbage` on a timer. Objects alive
-    at start-up (modules, the ruleset) are frozen out of collection by
-    :func:`freeze_startup_objects`.
-    """
-    gc.set_threshold(young_threshold, NEVER, NEVER)
-
-
 def collect_old_garbage(
     app: faust.App, interval_s: float, observe: Callable[[float], None] = lambda seconds: None
 ) -> Callable[[], Awaitable[None]]:
@@ -119,12 +91,6 @@ def collect_old_garbage(
 
     app.timer(interval_s, name="collect_old_garbage")(collect_every_generation)
     return collect_every_generation
-
-
-def freeze_startup_objects() -> None:
-    """Move everything alive now to the permanent generation: never scanned again."""
-    gc.collect()
-    gc.freeze()
 
 
 class Worker(faust.Worker):

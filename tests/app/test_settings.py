@@ -97,7 +97,7 @@ def test_env_name_follows_the_prefix() -> None:
 def test_the_workers_garbage_collector_settings_apply_and_freeze_what_is_alive() -> None:
     import gc
 
-    from app.worker.faust_app import NEVER, freeze_startup_objects, tune_garbage_collector
+    from app.garbage import NEVER, freeze_startup_objects, tune_for_batch, tune_garbage_collector
 
     before = gc.get_threshold()
     try:
@@ -106,6 +106,8 @@ def test_the_workers_garbage_collector_settings_apply_and_freeze_what_is_alive()
         assert young == 5_000 and older == oldest == NEVER, "old generations only on a timer"
         freeze_startup_objects()
         assert gc.get_freeze_count() > 0, "start-up objects are out of every collection"
+        tune_for_batch()
+        assert gc.get_threshold() == (50_000, 10, 10), "a backtest: rare young, older on count"
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
@@ -118,7 +120,8 @@ def test_a_cycle_that_outlived_a_young_collection_is_freed_by_the_full_one() -> 
 
     import faust
 
-    from app.worker.faust_app import collect_old_garbage, tune_garbage_collector
+    from app.garbage import tune_garbage_collector
+    from app.worker.faust_app import collect_old_garbage
 
     class Node:
         pass
