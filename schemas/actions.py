@@ -7,15 +7,15 @@ replay after a crash yields the same id and the channel system can drop the dupl
 from __future__ import annotations
 
 import hashlib
-from enum import StrEnum
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.events import NonEmptyStr
+from schemas.wire_enum import WireEnum
 
 
-class Channel(StrEnum):
+class Channel(WireEnum):
     """Contact channels; each has its own output topic."""
 
     SMS = "sms"

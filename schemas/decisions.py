@@ -7,16 +7,16 @@ machine-readable reason code that Prometheus counts and reports group by.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.actions import Channel
 from schemas.events import NonEmptyStr
+from schemas.wire_enum import WireEnum
 
 
-class Outcome(StrEnum):
+class Outcome(WireEnum):
     """What happened to a rule that fired."""
 
     SENT = "sent"
@@ -25,7 +25,7 @@ class Outcome(StrEnum):
     DEFERRED = "deferred"
 
 
-class Reason(StrEnum):
+class Reason(WireEnum):
     """Machine-readable reason codes; a bounded set, safe as a metric label."""
 
     RULE_MATCHED = "rule_matched"

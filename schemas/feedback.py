@@ -9,7 +9,6 @@ the same id, and Kairos applies it once.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -17,9 +16,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from schemas.actions import Channel
 from schemas.events import MAX_COUNT, BankTime, NonEmptyStr
 from schemas.ids import fingerprint
+from schemas.wire_enum import WireEnum
 
 
-class FeedbackStatus(StrEnum):
+class FeedbackStatus(WireEnum):
     """What happened to an action; a bounded set, safe as a metric label."""
 
     DELIVERED = "delivered"
