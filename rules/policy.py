@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import cached_property
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
@@ -234,6 +235,11 @@ class Policy:
             tuple(spec.fatigue),
             {**DEFAULT_IGNORED_AFTER, **spec.ignored_after},
         )
+
+    @cached_property
+    def soonest_ignored(self) -> timedelta:
+        """The shortest ``ignored_after`` of any channel: a younger contact is still open."""
+        return min(self.ignored_after.values(), default=timedelta(0))
 
     def as_spec(self) -> PolicySpec:
         """The policy as it would be written in a policy file (for ``/rules``)."""

@@ -30,11 +30,15 @@ def settle_ignored(moment: Moment) -> None:
     contacts = moment.state.contacts
     if not contacts:
         return
-    ignored_after = moment.ruleset.policy.ignored_after
+    policy = moment.ruleset.policy
+    ignored_after = policy.ignored_after
     now = moment.now
+    # Runs on every event of a contacted customer, over up to CONTACT_HISTORY contacts:
+    # one comparison sets aside every contact younger than the shortest wait, on any channel.
+    open_since = now - policy.soonest_ignored
     settled: list[ContactRecord] | None = None
     for index, contact in enumerate(contacts):
-        if contact.status in SETTLING:
+        if contact.at > open_since or contact.status in SETTLING:
             continue
         due = contact.at + ignored_after[contact.channel]
         if due > now:

@@ -8,14 +8,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rules.engine import apply_feedback, apply_profile_update, decide
+from rules.engine.moment import Moment
+from rules.engine.outcomes import settle_ignored
 from rules.errors import RuleFileError
+from rules.policy import CONTACT_HISTORY
 from rules.ruleset import Ruleset
-from schemas.actions import Action
+from schemas.actions import Action, Channel
 from schemas.codec import decode_event, decode_profile
-from schemas.feedback import Feedback
-from schemas.state import CustomerState
+from schemas.feedback import SETTLING, Feedback, FeedbackStatus
+from schemas.state import ContactRecord, CustomerState
 from testkit.factories import click, drop_off, profile
 from testkit.rulesets import IMMEDIATE_RULES, ruleset_from
 
@@ -170,3 +175,48 @@ def test_a_feature_can_only_read_what_a_contact_outcome_has() -> None:
     bad = OUTCOME_FEATURES.replace("event.engaged", "event.amount")
     with pytest.raises(RuleFileError, match="amount"):
         ruleset_from(IMMEDIATE_RULES + bad)
+
+
+_STATUSES = ["sent", "ignored", *(status.value for status in FeedbackStatus)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    contacts=st.lists(
+        st.tuples(
+            st.sampled_from(list(Channel)),
+            st.integers(min_value=-10 * 24 * 60, max_value=60),  # minutes from now
+            st.sampled_from(_STATUSES),
+        ),
+        max_size=CONTACT_HISTORY,
+    ),
+    push_after_minutes=st.integers(min_value=1, max_value=10 * 24 * 60),
+)
+def test_exactly_the_open_contacts_whose_wait_has_passed_are_ignored(
+    contacts: list[tuple[Channel, int, str]], push_after_minutes: int
+) -> None:
+    """Any mix of channels, ages (out of order too) and statuses, any shortest wait."""
+    rules = ruleset_from(
+        IMMEDIATE_RULES + f"policy:\n  ignored_after: {{push: {push_after_minutes}m}}\n"
+    )
+    waits = rules.policy.ignored_after
+    history = [
+        ContactRecord.model_validate(
+            {
+                "channel": channel,
+                "rule_id": "r",
+                "at": NOW + timedelta(minutes=minutes),
+                "status": status,  # a settled or reported one as of when it was sent
+                "status_at": None if status == "sent" else NOW + timedelta(minutes=minutes),
+            }
+        )
+        for channel, minutes, status in contacts
+    ]
+    moment = Moment(CustomerState(customer_id="C1", contacts=history), rules, NOW, timedelta(0))
+    settle_ignored(moment)
+    for before, after in zip(history, moment.state.contacts, strict=True):
+        due = before.at + waits[before.channel]
+        if before.status in SETTLING or due > NOW:
+            assert after == before, "a settled or still open contact is left as it was"
+        else:
+            assert (after.status, after.status_at) == ("ignored", due), "ignored as of its due"
