@@ -299,6 +299,22 @@ class FeatureView(Mapping[str, Any]):
             self._cache[name] = feature.read(self._states.get(name), self._at)
         return self._cache[name]
 
+    def get(self, name: str, default: Any = None) -> Any:
+        """``features.x`` as rules read it (compiled to this): one call, ``None`` if unknown.
+
+        ``Mapping.get`` would call ``__getitem__`` and catch its ``KeyError``, and attribute
+        access fails a normal lookup before it reaches ``__getattr__``; a rule reads
+        features on most events it meets, and with 100 rules that was a tenth of the time.
+        """
+        cache = self._cache
+        if name in cache:
+            return cache[name]
+        feature = self._features.get(name)
+        if feature is None:
+            return default
+        value = cache[name] = feature.read(self._states.get(name), self._at)
+        return value
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._features)
 

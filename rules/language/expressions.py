@@ -245,6 +245,8 @@ class _Compiler:
             root = node.value.id  # type: ignore[attr-defined]  # _is_root: an ast.Name
             if parent_type.open_keys:
                 return (lambda c: None if (p := c.roots[root]) is None else p.get(name)), child_type
+            if root == "features":  # a FeatureView: its get() reads and caches in one call
+                return (lambda c: c.roots["features"].get(name)), child_type
             return (lambda c: getattr(c.roots[root], name, None)), child_type
         if parent_type.open_keys:  # a map (event_counts.app_click): key access
             return (lambda c: None if (p := parent(c)) is None else p.get(name)), child_type

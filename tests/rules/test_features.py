@@ -145,3 +145,23 @@ def test_a_changed_definition_resets_the_feature() -> None:
 )
 def test_default_bucket_is_about_a_sixteenth_of_the_window(window: timedelta, bucket: int) -> None:
     assert default_bucket(window) == bucket
+
+
+def test_a_feature_view_reads_each_feature_once_and_an_unknown_name_as_none() -> None:
+    """``features.x`` compiles to ``FeatureView.get``: the same value as ``view["x"]``."""
+    from rules.features import FeatureView
+
+    state = REACHABLE
+    for minutes, amount in ((0, "10.00"), (5, "30.00")):
+        raw = transaction("C1", amount=amount, direction="debit", category="card_purchase")
+        raw["occurred_at"] = (T0 + timedelta(minutes=minutes)).isoformat()
+        event = decode_event(json.dumps(raw).encode())
+        state = decide(event, state, RULESET, event.occurred_at).state
+    at = T0 + timedelta(minutes=10)
+    view = FeatureView(RULESET.features, state.features, at)
+    fresh = FeatureView(RULESET.features, state.features, at)
+    assert view.get("spent_7d") == fresh["spent_7d"] == 40
+    assert view.get("biggest") == fresh["biggest"] == 30
+    assert view.get("no_such_feature") is None
+    assert view.get("no_such_feature", 0) == 0
+    assert view.get("spent_7d") is view.get("spent_7d"), "read once, then cached"
