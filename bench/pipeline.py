@@ -30,7 +30,9 @@ consumption is recorded: p50 / p99 / max, and how much of it passed before the w
 the action (its record's timestamp), so the last hop can be told from the rest. The
 producer lingers 5 ms like a Kafka 4.0 client; the actions are read by a consumer in a
 process of its own, like a channel system. Beside it, at the same rate, the raw client's
-floor: an aiokafka consumer passing each click straight on as an action.
+floor: an aiokafka consumer passing each click straight on as an action. For both, the CPU
+the consumer, the broker and the whole machine used while the events were paced: a slow
+spell of the shared machine shows there.
 
 Run from the repository root::
 
@@ -381,6 +383,74 @@ def kairos(
 # -- latency ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class CpuUse:
+    """Who kept the machine busy while a latency run was paced, as shares of one core.
+
+    A run's p99 moves 2x and more with the shared machine's slow spells; these shares tell a
+    run where the machine was saturated from one where the consumer was slow. ``None``
+    where ``/proc`` does not say (not Linux, or the process is gone).
+    """
+
+    consumer: float | None  # the worker, or the raw client's hop
+    broker: float | None
+    machine: float | None  # every process, of all the cores together
+
+    def describe(self, consumer: str) -> str:
+        def share(value: float | None) -> str:
+            return "n/a" if value is None else f"{value:.0%}"
+
+        return (
+            f"CPU while paced: {consumer} {share(self.consumer)} of a core, broker "
+            f"{share(self.broker)}, the whole machine {share(self.machine)} of its "
+            f"{os.cpu_count()} cores"
+        )
+
+
+class _CpuClock:
+    """CPU seconds of two processes and the machine's busy share, from ``/proc``."""
+
+    def __init__(self, consumer_pid: int | None, broker_pid: int | None) -> None:
+        self.pids = (consumer_pid, broker_pid)
+        self.started = time.perf_counter()
+        self.processes = [_process_cpu_seconds(pid) for pid in self.pids]
+        self.machine = _machine_jiffies()
+
+    def read(self) -> CpuUse:
+        wall = time.perf_counter() - self.started
+        shares = [
+            None if before is None or after is None else (after - before) / wall
+            for before, after in zip(
+                self.processes, [_process_cpu_seconds(pid) for pid in self.pids], strict=True
+            )
+        ]
+        machine, now = self.machine, _machine_jiffies()
+        busy = None
+        if machine is not None and now is not None and now[1] > machine[1]:
+            busy = (now[0] - machine[0]) / (now[1] - machine[1])
+        return CpuUse(shares[0], shares[1], busy)
+
+
+def _process_cpu_seconds(pid: int | None) -> float | None:
+    """User and system CPU seconds of ``pid`` so far (``/proc/<pid>/stat``)."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_jiffies() -> tuple[int, int] | None:
+    """(busy, total) ticks of every core so far (``/proc/stat``): idle and iowait are idle."""
+    try:
+        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
+
+
 def latency(
     broker: EmbeddedBroker,
     work: Path,
@@ -391,13 +461,14 @@ def latency(
     fraction: float = 0.5,
     raw_at: float | None = None,
     run: int = 1,
-) -> tuple[float, float, list[float], list[float]]:
+) -> tuple[float, float, list[float], list[float], CpuUse]:
     """The contact workload: every event is a click that earns a push.
 
     First its maximum (a backlog of ``backlog`` such clicks drained), then latency — event
     produced to action consumed — at ``fraction`` of that rate for ``seconds``. Returns (maximum
-    events/s, the rate used, sorted delays in seconds, and sorted delays to the action's send
-    by the worker: its record's timestamp, so the last hop can be told from the rest).
+    events/s, the rate used, sorted delays in seconds, sorted delays to the action's send
+    by the worker: its record's timestamp, so the last hop can be told from the rest, and
+    the CPU the worker, the broker and the machine used meanwhile).
 
     With ``raw_at``, the raw client's floor instead: no worker, no maximum; an aiokafka
     consumer passes each click straight on as an action (:func:`pass_clicks`, same fetch wait
@@ -433,6 +504,7 @@ def latency(
             env["KAIROS_TANSU_FETCH_MAX_WAIT_MS"] = str(fetch_wait_ms)  # each hop waits this
             worker = running.enter_context(WorkerProcess(env, free_port()))
             worker.wait_ready()
+            consumer_pid = worker.pid
             maximum = _drain_rate(
                 lambda: worker.metric("kairos_events_consumed_total", event_type="app_click"),
                 backlog,
@@ -442,7 +514,7 @@ def latency(
         else:
             maximum, rate = 0.0, raw_at
             hop = (broker.bootstrap, topics.app_click, topics.actions(Channel.PUSH), fetch_wait_ms)
-            running.enter_context(_in_process(pass_clicks, hop))
+            consumer_pid = running.enter_context(_in_process(pass_clicks, hop))
         watched = (broker.bootstrap, topics.actions(Channel.PUSH), fetch_wait_ms, received)
         running.enter_context(_in_process(watch_actions, watched))
 
@@ -469,7 +541,9 @@ def latency(
             finally:
                 await producer.stop()
 
+        clock = _CpuClock(consumer_pid, broker.pid)
         asyncio.run(paced())
+        use = clock.read()
         time.sleep(3)  # the last actions arrive; leaving the block stops the watcher first
     delays: list[float] = []
     to_send: list[float] = []
@@ -478,12 +552,15 @@ def latency(
         if event_id in produced_at:
             delays.append(float(at) - produced_at[event_id])
             to_send.append(float(sent) - produced_at[event_id])
-    return maximum, rate, sorted(delays), sorted(to_send)
+    return maximum, rate, sorted(delays), sorted(to_send), use
 
 
 @contextlib.contextmanager
-def _in_process(target: Callable[..., None], args: tuple[Any, ...]) -> Iterator[None]:
-    """Run ``target(*args, positioned=, stop=)`` in a process of its own while in the block."""
+def _in_process(target: Callable[..., None], args: tuple[Any, ...]) -> Iterator[int | None]:
+    """Run ``target(*args, positioned=, stop=)`` in a process of its own while in the block.
+
+    The block is given the process's pid.
+    """
     context = multiprocessing.get_context("spawn")
     positioned, stop = context.Event(), context.Event()
     process = context.Process(
@@ -493,7 +570,7 @@ def _in_process(target: Callable[..., None], args: tuple[Any, ...]) -> Iterator[
     try:
         if not positioned.wait(60):
             raise RuntimeError(f"{target.__name__} did not start")
-        yield
+        yield process.pid
     finally:
         stop.set()
         process.join(10)
@@ -723,7 +800,7 @@ def _latency_run(
     Printed as it goes; returns the two p99s (seconds), or None if no action came. Runs
     are paired so that a slow spell of a shared machine shows in both figures of a pair.
     """
-    maximum, rate, delays, to_send = latency(
+    maximum, rate, delays, to_send, use = latency(
         broker,
         work,
         rules,
@@ -744,13 +821,15 @@ def _latency_run(
         f"Latency at {rate:,.0f} events/s ({args.latency_fraction:g} of that), "
         f"{len(delays):,} actions: {_delays(delays, to_send)}"
     )
-    _, _, floor, floor_send = latency(
+    print(use.describe("the worker"))
+    _, _, floor, floor_send, floor_use = latency(
         broker, work, rules, args.latency_seconds, fetch_wait_ms=wait, raw_at=rate, run=run
     )
     print(
         f"The raw client's hop at the same rate (aiokafka in, straight out, same "
         f"fetch wait and linger): {_delays(floor, floor_send)}"
     )
+    print(floor_use.describe("the raw client"))
     return _percentile(delays, 0.99), _percentile(floor, 0.99) if floor else float("nan")
 
 
