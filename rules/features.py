@@ -300,7 +300,7 @@ class FeatureView(Mapping[str, Any]):
         return self._cache[name]
 
     def get(self, name: str, default: Any = None) -> Any:
-        """``features.x`` as rules read it (compiled to this): one call, ``None`` if unknown.
+        """``features.x`` as rules read it (``by_key`` in its type): one call, ``None`` if unknown.
 
         ``Mapping.get`` would call ``__getitem__`` and catch its ``KeyError``, and attribute
         access fails a normal lookup before it reaches ``__getattr__``; a rule reads

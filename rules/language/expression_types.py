@@ -42,6 +42,9 @@ class FieldType:
     values: frozenset[str] | None = None
     open_keys: bool = False  # a map: any key is allowed, all of type ``item``
     item: FieldType | None = None
+    #: Read with ``get(name)`` like a map, though its fields are declared: a record kept
+    #: as a mapping (``features``, a ``FeatureView``, whose ``get`` reads and caches).
+    by_key: bool = False
 
     def child(self, name: str) -> FieldType | None:
         if self.open_keys:

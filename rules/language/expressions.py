@@ -243,12 +243,10 @@ class _Compiler:
         name = node.attr
         if self._is_root(node.value):  # event.screen: one closure, not two (runs per event)
             root = node.value.id  # type: ignore[attr-defined]  # _is_root: an ast.Name
-            if parent_type.open_keys:
+            if parent_type.open_keys or parent_type.by_key:
                 return (lambda c: None if (p := c.roots[root]) is None else p.get(name)), child_type
-            if root == "features":  # a FeatureView: its get() reads and caches in one call
-                return (lambda c: c.roots["features"].get(name)), child_type
             return (lambda c: getattr(c.roots[root], name, None)), child_type
-        if parent_type.open_keys:  # a map (event_counts.app_click): key access
+        if parent_type.open_keys or parent_type.by_key:  # a map (event_counts.app_click)
             return (lambda c: None if (p := parent(c)) is None else p.get(name)), child_type
         # a record: attribute access, and getattr(None, name, None) is None — null-safe for free
         return (lambda c: getattr(parent(c), name, None)), child_type

@@ -97,7 +97,7 @@ def rule_scope(
         "state": FieldType("record", fields=state_fields),
     }
     if features is not None:
-        scope["features"] = FieldType("record", fields=dict(features))
+        scope["features"] = FieldType("record", fields=dict(features), by_key=True)
     if start_event_type is not None:
         scope["start"] = model_type(EVENT_MODELS[start_event_type])
     return scope
