@@ -418,17 +418,24 @@ class _CpuClock:
 
     def read(self) -> CpuUse:
         wall = time.perf_counter() - self.started
-        shares = [
-            None if before is None or after is None else (after - before) / wall
-            for before, after in zip(
-                self.processes, [_process_cpu_seconds(pid) for pid in self.pids], strict=True
-            )
-        ]
-        machine, now = self.machine, _machine_jiffies()
-        busy = None
-        if machine is not None and now is not None and now[1] > machine[1]:
-            busy = (now[0] - machine[0]) / (now[1] - machine[1])
-        return CpuUse(shares[0], shares[1], busy)
+        consumer, broker = (
+            _growth(before, _process_cpu_seconds(pid), wall)
+            for pid, before in zip(self.pids, self.processes, strict=True)
+        )
+        before, now = self.machine, _machine_jiffies()
+        busy = (
+            None
+            if before is None or now is None
+            else _growth(before[0], now[0], now[1] - before[1])
+        )
+        return CpuUse(consumer, broker, busy)
+
+
+def _growth(before: float | None, after: float | None, over: float) -> float | None:
+    """``after - before`` as a share of ``over``; ``None`` when a reading is missing."""
+    if before is None or after is None or over <= 0:
+        return None
+    return (after - before) / over
 
 
 def _process_cpu_seconds(pid: int | None) -> float | None:
