@@ -9,7 +9,7 @@ the same id, and Kairos applies it once.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -37,10 +37,10 @@ class FeedbackStatus(WireEnum):
 
 
 #: A contact's status before the channel reports anything.
-SENT = "sent"
+SENT: Final = "sent"
 #: A contact's status once the policy's ``ignored_after`` passed without any engagement
 #: (Kairos's own verdict, not a channel's report).
-IGNORED = "ignored"
+IGNORED: Final = "ignored"
 
 #: A contact's status: sent, what its channel reported, or ignored.
 ContactStatus = Literal["sent", "ignored"] | FeedbackStatus

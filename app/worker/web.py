@@ -26,7 +26,7 @@ from pydantic import SecretStr
 from agents.health import AgentHealth, is_ready
 from agents.metrics import Metrics
 from rules.ruleset import Ruleset
-from schemas.state import CustomerState
+from schemas.state import CustomerState, contact_fields
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,9 @@ def install(
                 "customer_id": state.customer_id,
                 "served_by": str(app.conf.canonical_url),
                 "recent_decisions": [d.model_dump(mode="json") for d in state.recent_decisions],
-                "state": state.model_dump(mode="json", exclude={"recent_decisions"}),
+                "state": {
+                    **state.model_dump(mode="json", exclude={"recent_decisions", "contacts"}),
+                    "contacts": [contact_fields(c) for c in state.contacts],
+                },
             }
         )

@@ -58,9 +58,7 @@ def apply(moment: Moment, feedback: Feedback) -> tuple[FeedbackResult, float | N
         return "wrong_channel", None
     update: dict[str, object] = {"recent_event_ids": seen}
     if STATUS_RANK[feedback.status] > STATUS_RANK[contact.status]:
-        contacts[index] = evolve(
-            contact, {"status": feedback.status, "status_at": feedback.occurred_at}
-        )
+        contacts[index] = contact._replace(status=feedback.status, status_at=feedback.occurred_at)
         update["contacts"] = contacts
     settled = outcomes.settles(contact, contacts[index])
     if feedback.status is FeedbackStatus.FAILED and feedback.failure == "hard":

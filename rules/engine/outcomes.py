@@ -45,7 +45,7 @@ def settle_ignored(moment: Moment) -> None:
             continue
         if settled is None:
             settled = list(contacts)
-        settled[index] = evolve(contact, {"status": IGNORED, "status_at": due})
+        settled[index] = contact._replace(status=IGNORED, status_at=due)
     if settled is not None:
         newly = [c for old, c in zip(contacts, settled, strict=True) if c is not old]
         moment.state = evolve(moment.state, {"contacts": settled})

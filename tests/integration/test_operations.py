@@ -54,6 +54,9 @@ def test_rules_and_customer_endpoints(kairos: Any) -> None:
     assert decision["rule_id"] == "loan-dropoff-digital-nudge"
     assert decision["outcome"] == "sent" and decision["channel"] == "push"
     assert body["state"]["event_counts"] == {"drop_off": 1}
+    (contact,) = body["state"]["contacts"]  # stored as an array, shown by name
+    assert contact["channel"] == "push" and contact["status"] == "sent"
+    assert contact["rule_id"] == "loan-dropoff-digital-nudge" and contact["ref"]
     assert body["served_by"] == worker.base_url
 
     assert get(worker, "/customers/C-NOBODY", token=TOKEN)[0] == 404

@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import json
 import zlib
+from typing import Literal
 
 import pytest
 import zstandard
+from pydantic import ValidationError
 
 from app.settings import EXAMPLE_RULES
 from app.synthetic import SyntheticConfig, traffic
@@ -24,7 +26,7 @@ from schemas.codec import (
 from schemas.errors import InvalidEventError, StateCorruptError
 from schemas.events import Transaction
 from schemas.profile import CustomerProfile
-from schemas.state import CustomerState
+from schemas.state import STATE_VERSION, CustomerState
 from testkit.factories import click, drop_off, profile, transaction
 
 
@@ -134,9 +136,17 @@ _OLD_STATE = CustomerState.model_validate(
         "contacts": [{"channel": "push", "rule_id": "r1", "at": "2026-11-02T10:00:00Z"}],
     }
 )
+#: The same state as state version 1 wrote it: contacts as objects.
+_VERSION_1_JSON = (
+    b'{"state_version":1,"customer_id":"C1","profile":null,"event_counts":{"app_click":3},'
+    b'"last_seen":{"app_click":"2026-11-02T10:00:00Z"},"last_screen":null,"watermark":null,'
+    b'"recent_event_ids":[],"features":{},"timers":[],"rules":{},"contacts":[{"channel":"push",'
+    b'"rule_id":"r1","at":"2026-11-02T10:00:00Z","ref":null,"status":"sent","status_at":null}],'
+    b'"goals":[],"unreachable":{},"contacts_sent":0,"last_contact_at":null,"recent_decisions":[]}'
+)
 _RECORDS_BY_RELEASE = {
-    "plain JSON": encode(_OLD_STATE),
-    "0x01 zlib": b"\x01" + zlib.compress(encode(_OLD_STATE), 1),
+    "plain JSON": _VERSION_1_JSON,
+    "0x01 zlib": b"\x01" + zlib.compress(_VERSION_1_JSON, 1),
     "0x02 zstd level 1": bytes.fromhex(
         "0228b52ffd60b600dd070026d02f1e6087da066827686d336ec4500ce49be88f840083a7851abc5b1901"
         "009c0b260029002600ad8d25d49a8d7c59abe93d974ab03d5e7e047e4728b4c960cd2dbd9cbb32c59b0d"
@@ -151,6 +161,11 @@ _RECORDS_BY_RELEASE = {
         "c442c89973f50e506dc92e9219c0d43d0b5e355b472d50ba14bb8126e19c914e2dabd94997137a623313"
         "374d1c0a5cd6f2b2e7d8d6c2e00df6d5599a195f31dcb25f2a4647386d0e381c6567"
     ),
+    "0x03 zstd, dictionary 1, state version 2": bytes.fromhex(
+        "0328b52ffd67bca4735382001d0300c03231333131305b7231222c2c6e756c6c5d3073223a5b5d7d1dfce6"
+        "3331aa663d80e1e3de44343f14b30c4f22733521e74db1d734c95819d9fa65a57ce81c424f66a6b569a250"
+        "604b2dcb91c4b6e60d6f24afcecfccf28a882cfb618d34a37d9c0c05b21b518b"
+    ),
 }
 
 
@@ -158,14 +173,28 @@ _RECORDS_BY_RELEASE = {
 def test_every_state_format_ever_written_still_reads(release: str) -> None:
     """A changed or regenerated dictionary fails here: its records would no longer read."""
     raw = _RECORDS_BY_RELEASE[release]
-    assert decode_state(raw) == _OLD_STATE
-    assert state_json(raw) == encode(_OLD_STATE)
+    state = decode_state(raw)
+    assert state == _OLD_STATE and state.state_version == STATE_VERSION  # read as the newest
+    assert state_json(raw) == (encode(_OLD_STATE) if "version 2" in release else _VERSION_1_JSON)
 
 
 def test_the_state_is_written_in_the_newest_format() -> None:
     stored = encode_state(_OLD_STATE)
     assert stored[:1] == STATE_FORMAT == b"\x03"
-    assert stored == _RECORDS_BY_RELEASE["0x03 zstd, dictionary 1"]  # deterministic
+    assert stored == _RECORDS_BY_RELEASE["0x03 zstd, dictionary 1, state version 2"]
+    assert b'"contacts":[["push","r1","2026-11-02T10:00:00Z",null,"sent",null]]' in state_json(
+        stored
+    )
+
+
+def test_a_release_that_knows_an_earlier_version_refuses_a_newer_record() -> None:
+    """Read by version 1's model, a version 2 record fails validation: refused, not misread."""
+
+    class Version1(CustomerState):
+        state_version: Literal[1] = 1  # type: ignore[assignment]
+
+    with pytest.raises(ValidationError, match="state_version"):
+        Version1.model_validate_json(state_json(encode_state(_OLD_STATE)))
 
 
 def test_each_format_byte_names_its_own_dictionary() -> None:

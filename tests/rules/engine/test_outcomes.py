@@ -20,7 +20,7 @@ from rules.ruleset import Ruleset
 from schemas.actions import Action, Channel
 from schemas.codec import decode_event, decode_profile
 from schemas.feedback import SETTLING, Feedback, FeedbackStatus
-from schemas.state import ContactRecord, CustomerState
+from schemas.state import CustomerState
 from testkit.factories import click, drop_off, profile
 from testkit.rulesets import IMMEDIATE_RULES, ruleset_from
 
@@ -200,19 +200,23 @@ def test_exactly_the_open_contacts_whose_wait_has_passed_are_ignored(
         IMMEDIATE_RULES + f"policy:\n  ignored_after: {{push: {push_after_minutes}m}}\n"
     )
     waits = rules.policy.ignored_after
-    history = [
-        ContactRecord.model_validate(
-            {
-                "channel": channel,
-                "rule_id": "r",
-                "at": NOW + timedelta(minutes=minutes),
-                "status": status,  # a settled or reported one as of when it was sent
-                "status_at": None if status == "sent" else NOW + timedelta(minutes=minutes),
-            }
-        )
-        for channel, minutes, status in contacts
-    ]
-    moment = Moment(CustomerState(customer_id="C1", contacts=history), rules, NOW, timedelta(0))
+    state = CustomerState.model_validate(
+        {
+            "customer_id": "C1",
+            "contacts": [
+                {
+                    "channel": channel,
+                    "rule_id": "r",
+                    "at": NOW + timedelta(minutes=minutes),
+                    "status": status,  # a settled or reported one as of when it was sent
+                    "status_at": None if status == "sent" else NOW + timedelta(minutes=minutes),
+                }
+                for channel, minutes, status in contacts
+            ],
+        }
+    )
+    history = state.contacts
+    moment = Moment(state, rules, NOW, timedelta(0))
     settle_ignored(moment)
     for before, after in zip(history, moment.state.contacts, strict=True):
         due = before.at + waits[before.channel]
