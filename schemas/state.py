@@ -109,8 +109,7 @@ class ContactRecord(NamedTuple):
     collector to walk; as a tuple it is written as a JSON array (state version 2) in about
     a third of the time, and it is one object. Read by name, as before; changed with
     ``_replace``. A version 1 record (contacts as objects) still reads: pydantic takes a
-    named tuple's fields by name too. The customer API shows contacts by name
-    (:func:`contact_fields`).
+    named tuple's fields by name too. People see them by name (:func:`state_view`).
     """
 
     channel: Channel
@@ -119,16 +118,6 @@ class ContactRecord(NamedTuple):
     ref: str | None = None
     status: ContactStatus = "sent"
     status_at: AwareDatetime | None = None
-
-
-_CONTACT_RECORD: TypeAdapter[ContactRecord] = TypeAdapter(ContactRecord)
-
-
-def contact_fields(contact: ContactRecord) -> dict[str, Any]:
-    """A contact as JSON with its fields named, as the customer API and console show it."""
-    return dict(
-        zip(ContactRecord._fields, _CONTACT_RECORD.dump_python(contact, mode="json"), strict=True)
-    )
 
 
 class RuleHistory(BaseModel):
@@ -140,17 +129,19 @@ class RuleHistory(BaseModel):
     last_sent_at: AwareDatetime | None = None
 
 
-class DecisionNote(BaseModel):
-    """The gist of one decision, for support and ops; the full record is on the topic."""
+class DecisionNote(NamedTuple):
+    """The gist of one decision, for support and ops; the full record is on the topic.
 
-    model_config = ConfigDict(extra="ignore")
+    A named tuple for the reasons :class:`ContactRecord` is one: every state keeps up to
+    ``RECENT_DECISIONS`` of them, and each is written at every checkpoint.
+    """
 
     decision_id: str
     rule_id: str
     rule_version: int
     outcome: Outcome
     reason_code: Reason
-    channel: Channel | None = None
+    channel: Channel | None
     at: AwareDatetime
 
 
@@ -197,7 +188,7 @@ class CustomerState(BaseModel):
         """The same state, remembering ``decisions`` among its latest few."""
         if not decisions:
             return self
-        notes = [  # validated, which costs less than model_construct here (1.8 us, not 3.1)
+        notes = [  # the decisions' fields are validated: a note is built as it is (0.7 us)
             DecisionNote(
                 decision_id=d.decision_id,
                 rule_id=d.rule_id,
@@ -211,3 +202,23 @@ class CustomerState(BaseModel):
         ]
         recent = [*self.recent_decisions, *notes][-RECENT_DECISIONS:]
         return evolve(self, {"recent_decisions": recent})
+
+
+#: The state's lists of named tuples, stored as JSON arrays: :func:`state_view` names them.
+_NAMED_RECORDS: dict[str, tuple[tuple[str, ...], TypeAdapter[Any]]] = {
+    "contacts": (ContactRecord._fields, TypeAdapter(list[ContactRecord])),
+    "recent_decisions": (DecisionNote._fields, TypeAdapter(list[DecisionNote])),
+}
+
+
+def state_view(state: CustomerState) -> dict[str, Any]:
+    """The state as JSON for people (the customer API, the console): every field named.
+
+    The stored record writes contacts and decision notes as arrays, which support staff and
+    the console should not have to decode by position.
+    """
+    view = state.model_dump(mode="json", exclude=set(_NAMED_RECORDS))
+    for name, (fields, adapter) in _NAMED_RECORDS.items():
+        rows = adapter.dump_python(getattr(state, name), mode="json")
+        view[name] = [dict(zip(fields, row, strict=True)) for row in rows]
+    return view

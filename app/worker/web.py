@@ -26,7 +26,7 @@ from pydantic import SecretStr
 from agents.health import AgentHealth, is_ready
 from agents.metrics import Metrics
 from rules.ruleset import Ruleset
-from schemas.state import CustomerState, contact_fields
+from schemas.state import CustomerState, state_view
 
 log = logging.getLogger(__name__)
 
@@ -127,14 +127,12 @@ def install(
         state = customer_state(key)  # what the agent decides on, even before it is stored
         if state is None:
             return web.json({"error": "no state for this customer"}, status=404)
+        view = state_view(state)
         return web.json(
             {
                 "customer_id": state.customer_id,
                 "served_by": str(app.conf.canonical_url),
-                "recent_decisions": [d.model_dump(mode="json") for d in state.recent_decisions],
-                "state": {
-                    **state.model_dump(mode="json", exclude={"recent_decisions", "contacts"}),
-                    "contacts": [contact_fields(c) for c in state.contacts],
-                },
+                "recent_decisions": view.pop("recent_decisions"),
+                "state": view,
             }
         )

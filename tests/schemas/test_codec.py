@@ -26,7 +26,7 @@ from schemas.codec import (
 from schemas.errors import InvalidEventError, StateCorruptError
 from schemas.events import Transaction
 from schemas.profile import CustomerProfile
-from schemas.state import STATE_VERSION, CustomerState
+from schemas.state import STATE_VERSION, CustomerState, state_view
 from testkit.factories import click, drop_off, profile, transaction
 
 
@@ -241,3 +241,28 @@ def test_a_profile_without_updated_at_is_refused_as_a_missing_field() -> None:
     with pytest.raises(InvalidEventError) as caught:
         decode_profile(_raw(fields))
     assert caught.value.error_type == "missing_field"
+
+
+def test_people_see_a_version_1_record_field_for_field_as_it_was_stored() -> None:
+    """Contacts and decision notes are stored as arrays now; the view names every field."""
+    v1 = json.loads(_VERSION_1_JSON)
+    v1["recent_decisions"] = [
+        {
+            "decision_id": "dec_1",
+            "rule_id": "r1",
+            "rule_version": 3,
+            "outcome": "sent",
+            "reason_code": "rule_matched",
+            "channel": "push",
+            "at": "2026-11-02T10:00:00Z",
+        }
+    ]
+    v1["contacts"][0].update(ref="a1b2c3", status="opened", status_at="2026-11-02T10:05:00Z")
+    state = decode_state(json.dumps(v1).encode())
+    stored = json.loads(state_json(encode_state(state)))
+    assert stored["contacts"] == [
+        ["push", "r1", "2026-11-02T10:00:00Z", "a1b2c3", "opened", "2026-11-02T10:05:00Z"]
+    ]
+    assert stored["recent_decisions"][0][:2] == ["dec_1", "r1"]
+    assert state_view(state) == {**v1, "state_version": STATE_VERSION}
+    assert decode_state(encode_state(state)) == state
