@@ -19,9 +19,10 @@ from schemas.events import Event
 from schemas.feedback import ContactStatus
 from schemas.profile import CustomerProfile
 
-#: The state record's version, written with it. 1: contacts as JSON objects; 2: contacts as
-#: arrays (:class:`ContactRecord`). Every earlier version still reads; a release that knows
-#: only an earlier one refuses a newer record as corrupt rather than misread it.
+#: The state record's version, written with it. 1: contacts and decision notes as JSON
+#: objects; 2: as arrays (:class:`ContactRecord`, :class:`DecisionNote`). Every earlier version
+#: still reads; a release that knows only an earlier one refuses a newer record as corrupt
+#: rather than misread it.
 STATE_VERSION: Literal[2] = 2
 #: How many recent events are remembered (as short hashes of their ids) to drop re-deliveries;
 #: re-deliveries come soon after the original (producer retries, replays after a crash).
