@@ -264,6 +264,10 @@ def signature(spec: FeatureSpec) -> str:
     return hashlib.blake2b(text.encode(), digest_size=4).hexdigest()
 
 
+#: What :meth:`FeatureView.get` answers for a name no feature declares.
+_UNDECLARED = object()
+
+
 class FeatureView(Mapping[str, Any]):
     """``features.<name>`` as rules see it: computed on first read, then cached.
 
@@ -288,16 +292,13 @@ class FeatureView(Mapping[str, Any]):
         """``features.x`` compiles to attribute access, like every other record."""
         if name.startswith("_"):
             raise AttributeError(name)
-        try:
-            return self[name]
-        except KeyError:
-            return None
+        return self.get(name)
 
     def __getitem__(self, name: str) -> Any:
-        if name not in self._cache:
-            feature = self._features[name]
-            self._cache[name] = feature.read(self._states.get(name), self._at)
-        return self._cache[name]
+        value = self.get(name, _UNDECLARED)
+        if value is _UNDECLARED:
+            raise KeyError(name)
+        return value
 
     def get(self, name: str, default: Any = None) -> Any:
         """``features.x`` as rules read it (``by_key`` in its type): one call, ``None`` if unknown.
