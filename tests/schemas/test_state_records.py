@@ -8,8 +8,9 @@ of the calendar in any fixed offset, empty and unicode ids, every status and rea
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -17,6 +18,7 @@ from rules.policy import CONTACT_HISTORY
 from schemas.actions import Channel
 from schemas.codec import decode_state, encode_state, state_json
 from schemas.decisions import Outcome, Reason
+from schemas.errors import StateCorruptError
 from schemas.feedback import FeedbackStatus
 from schemas.state import (
     RECENT_DECISIONS,
@@ -72,3 +74,32 @@ def test_any_contacts_and_notes_read_back_as_written_in_either_version(
     assert len(stored["contacts"]) == len(view["contacts"])
     assert all(len(row) == len(ContactRecord._fields) for row in stored["contacts"])
     assert decode_state(json.dumps({**view, "state_version": 1}).encode()) == state
+
+
+def test_a_contact_written_before_feedback_reads_with_its_defaults() -> None:
+    """Releases before feedback wrote a contact without ``ref``, ``status``, ``status_at``."""
+    raw = (
+        b'{"state_version":1,"customer_id":"C-SECRET-1","contacts":[{"channel":"sms",'
+        b'"rule_id":"r1","at":"2026-11-02T10:00:00+01:00"}]}'
+    )
+    (contact,) = decode_state(raw).contacts
+    assert (contact.channel, contact.rule_id, contact.ref) == (Channel.SMS, "r1", None)
+    assert (contact.status, contact.status_at) == ("sent", None)
+    assert contact.at == datetime(2026, 11, 2, 9, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "contact",
+    [
+        b'{"channel":"sms","rule_id":"r1"}',  # no time
+        b'["sms","r1"]',  # the same, as an array
+        b'["sms","r1","2026-11-02T10:00:00Z",null,"sent",null,"one too many"]',
+        b'["fax","r1","2026-11-02T10:00:00Z"]',
+        b'["sms","r1","2026-11-02T10:00:00"]',  # no offset: not an instant
+    ],
+)
+def test_a_damaged_contact_is_refused_as_corrupt_without_the_customer_id(contact: bytes) -> None:
+    raw = b'{"state_version":2,"customer_id":"C-SECRET-1","contacts":[' + contact + b"]}"
+    with pytest.raises(StateCorruptError, match="contacts") as refused:
+        decode_state(raw)
+    assert "C-SECRET-1" not in str(refused.value)
